@@ -1,0 +1,332 @@
+// Package protocol defines what serfdeploy sends through serf: the names of
+// the event and queries, their payloads and answers, and the validation both
+// sides apply. Serf limits a user event payload to 512 bytes and a query
+// response to 1024, so every message here is compact JSON and every encoder
+// checks (or enforces) those limits.
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Names of the serf event and queries serfdeploy uses.
+const (
+	EventDeploy       = "deploy"
+	QueryPuppetRun    = "puppetrun"
+	QueryPuppetStatus = "puppet-status"
+)
+
+// Serf's limits, measured on serf 0.8: a larger event is refused by the agent;
+// a larger query response is dropped with only a warning in the agent's log.
+const (
+	MaxEventPayload  = 512
+	MaxQueryResponse = 1024
+)
+
+// Version of the messages below; answers carry it so that a mixed fleet can be
+// told apart from garbage.
+const Version = 1
+
+// Build says which CI build started a deploy, so that a log record leads back
+// to it.
+type Build struct {
+	Tag string `json:"tag,omitempty"`
+	URL string `json:"url,omitempty"`
+	Job string `json:"job,omitempty"`
+}
+
+// Deploy is the payload of the `deploy` user event, handled by masters.
+type Deploy struct {
+	ID          string            `json:"id"`
+	Module      string            `json:"module"`
+	Ref         string            `json:"ref"`
+	Environment string            `json:"env,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`  // key -> regexp as the user gave it; receivers anchor it
+	Nodes       []string          `json:"nodes,omitempty"` // exact node names
+	SkipMasters bool              `json:"skip_masters,omitempty"`
+	Build       *Build            `json:"build,omitempty"`
+}
+
+// RunRequest is the payload of the `puppetrun` query.
+type RunRequest struct {
+	ID          string `json:"id"`
+	Environment string `json:"env,omitempty"`
+	Module      string `json:"module,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+	SkipMasters bool   `json:"skip_masters,omitempty"`
+	Build       *Build `json:"build,omitempty"`
+}
+
+// Answers to `puppetrun`.
+const (
+	RunStarted  = "started"  // a run for this id was started now
+	RunAlready  = "already"  // this id was already started here (duplicate delivery)
+	RunBusy     = "busy"     // another run is in progress; Running names it
+	RunSkipped  = "skipped"  // this node is a master and masters were not targeted
+	RunDisabled = "disabled" // puppet is administratively disabled here; Message has the reason
+	RunRejected = "rejected" // the request was invalid; Message says why
+)
+
+// RunAnswer is a node's answer to `puppetrun`.
+type RunAnswer struct {
+	V       int    `json:"v"`
+	Node    string `json:"node"`
+	Result  string `json:"result"`
+	Running string `json:"running,omitempty"`
+	Message string `json:"msg,omitempty"`
+}
+
+// StatusRequest is the payload of `puppet-status`. An empty ID asks for the
+// node's state now (idle or running, and its last run).
+type StatusRequest struct {
+	ID string `json:"id,omitempty"`
+}
+
+// Phases a node reports for one deploy id.
+const (
+	PhaseUnknown   = "unknown"   // this node has no record of the id
+	PhaseSyncing   = "syncing"   // master: fetching and installing the module
+	PhaseSynced    = "synced"    // master: module installed, puppetrun not yet fired
+	PhaseTriggered = "triggered" // master: puppetrun fired at the targets
+	PhasePending   = "pending"   // agent: run accepted, puppet not started yet
+	PhaseRunning   = "running"   // agent: puppet is running
+	PhaseFinished  = "finished"  // agent: puppet finished without failures
+	PhaseFailed    = "failed"    // master or agent: see Reason
+	PhaseBusy      = "busy"      // agent: another run held the agent; ours did not happen
+	PhaseDisabled  = "disabled"  // agent: puppet is administratively disabled
+	PhaseSkipped   = "skipped"   // agent: a master that was not a target
+)
+
+// Reasons for a failed, busy or disabled phase.
+const (
+	ReasonSyncFailed        = "sync_failed"        // master: git or install failed
+	ReasonTriggerFailed     = "trigger_failed"     // master: could not fire puppetrun
+	ReasonResourcesFailed   = "resources_failed"   // puppet applied the catalog; some resources failed
+	ReasonCompileError      = "compile_error"      // no catalog: the server could not compile it
+	ReasonServerUnreachable = "server_unreachable" // no catalog: the server could not be reached
+	ReasonDisabled          = "disabled"           // puppet agent --disable
+	ReasonLocked            = "locked"             // another puppet run held the agent's lock
+	ReasonWorkerDied        = "worker_died"        // the run's worker vanished without a result
+	ReasonPuppetError       = "puppet_error"       // puppet failed in a way not classified above
+	ReasonStartFailed       = "start_failed"       // the puppet command could not be started
+)
+
+// Status is a node's answer to `puppet-status`.
+type Status struct {
+	V        int     `json:"v"`
+	Node     string  `json:"node"`
+	Role     string  `json:"role"`
+	ID       string  `json:"id,omitempty"`
+	Phase    string  `json:"phase"`
+	Reason   string  `json:"reason,omitempty"`
+	Message  string  `json:"msg,omitempty"`
+	Exit     *int    `json:"exit,omitempty"`
+	Changed  int     `json:"changed,omitempty"`
+	Failed   int     `json:"failed,omitempty"`
+	Total    int     `json:"total,omitempty"`
+	Duration float64 `json:"dur,omitempty"`
+	Started  int64   `json:"started,omitempty"`  // unix seconds
+	Finished int64   `json:"finished,omitempty"` // unix seconds
+	Running  string  `json:"running,omitempty"`  // id of the run in progress on this node now
+	Sync     string  `json:"sync,omitempty"`     // master: the code-sync phase for ID
+	SyncMsg  string  `json:"sync_msg,omitempty"` // master: git's error, or what the trigger reached
+	Commit   string  `json:"commit,omitempty"`   // master: the commit installed
+	Last     *Status `json:"last,omitempty"`     // with an empty request ID: the node's last run
+}
+
+// Done reports whether the phase is final for an agent's run.
+func Done(phase string) bool {
+	switch phase {
+	case PhaseFinished, PhaseFailed, PhaseBusy, PhaseDisabled, PhaseSkipped:
+		return true
+	}
+	return false
+}
+
+var (
+	moduleName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	envName    = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+	refName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+	idName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$`)
+	nodeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+)
+
+// ValidModule checks a Puppet module name (lower case letters, digits and
+// underscores, starting with a letter), as Puppet itself requires.
+func ValidModule(s string) error {
+	if !moduleName.MatchString(s) {
+		return fmt.Errorf("module name %q is not valid: use lower-case letters, digits and underscores, starting with a letter", s)
+	}
+	return nil
+}
+
+// ValidEnvironment checks a Puppet environment name.
+func ValidEnvironment(s string) error {
+	if !envName.MatchString(s) {
+		return fmt.Errorf("environment %q is not valid: use lower-case letters, digits and underscores", s)
+	}
+	return nil
+}
+
+// ValidRef checks a git ref (branch, tag or commit): a safe subset of what git
+// allows, so that it can never be read as an option or a shell word.
+func ValidRef(s string) error {
+	if !refName.MatchString(s) || strings.Contains(s, "..") || strings.Contains(s, "//") ||
+		strings.HasSuffix(s, "/") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, ".lock") {
+		return fmt.Errorf("git ref %q is not valid: use letters, digits and . _ / -, not starting with - or containing ..", s)
+	}
+	return nil
+}
+
+// ValidID checks a deploy id. Ids name files on the nodes, so they are
+// restricted to a safe set.
+func ValidID(s string) error {
+	if !idName.MatchString(s) {
+		return fmt.Errorf("deploy id %q is not valid: use letters, digits and . _ : + -, at most 128 characters", s)
+	}
+	return nil
+}
+
+// ValidNode checks a serf node name as given in a filter.
+func ValidNode(s string) error {
+	if !nodeName.MatchString(s) {
+		return fmt.Errorf("node name %q is not valid", s)
+	}
+	return nil
+}
+
+// Validate checks every field of a deploy event.
+func (d *Deploy) Validate() error {
+	if err := ValidID(d.ID); err != nil {
+		return err
+	}
+	if err := ValidModule(d.Module); err != nil {
+		return err
+	}
+	if err := ValidRef(d.Ref); err != nil {
+		return err
+	}
+	if d.Environment != "" {
+		if err := ValidEnvironment(d.Environment); err != nil {
+			return err
+		}
+	}
+	for _, n := range d.Nodes {
+		if err := ValidNode(n); err != nil {
+			return err
+		}
+	}
+	for k, v := range d.Tags {
+		if _, err := regexp.Compile(v); err != nil {
+			return fmt.Errorf("tag filter %s=%s does not compile: %w", k, v, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks a puppetrun request.
+func (r *RunRequest) Validate() error {
+	if err := ValidID(r.ID); err != nil {
+		return err
+	}
+	if r.Environment != "" {
+		if err := ValidEnvironment(r.Environment); err != nil {
+			return err
+		}
+	}
+	if r.Module != "" {
+		if err := ValidModule(r.Module); err != nil {
+			return err
+		}
+	}
+	if r.Ref != "" {
+		if err := ValidRef(r.Ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrTooLarge is returned when a message does not fit serf's limit.
+type ErrTooLarge struct {
+	What  string
+	Size  int
+	Limit int
+}
+
+func (e *ErrTooLarge) Error() string {
+	return fmt.Sprintf("%s is %d bytes, over serf's limit of %d", e.What, e.Size, e.Limit)
+}
+
+// EncodeDeploy encodes a deploy event payload and checks it fits in one serf
+// user event.
+func EncodeDeploy(d *Deploy) ([]byte, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxEventPayload {
+		return nil, &ErrTooLarge{What: "the deploy event payload", Size: len(b), Limit: MaxEventPayload}
+	}
+	return b, nil
+}
+
+// DecodeStrict decodes one JSON document into v, refusing unknown fields and
+// trailing data, so that garbage is reported rather than half-read.
+func DecodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not a valid message: %w", err)
+	}
+	if dec.More() {
+		return fmt.Errorf("not a valid message: trailing data after the JSON document")
+	}
+	return nil
+}
+
+// EncodeAnswer encodes a query answer and keeps it under serf's response
+// limit by shortening its free-text messages (the longest first), which are
+// the only parts of an answer that can grow without bound.
+func EncodeAnswer(v any, messages ...*string) ([]byte, error) {
+	for {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		if len(b) <= MaxQueryResponse {
+			return b, nil
+		}
+		var longest *string
+		for _, m := range messages {
+			if m != nil && (longest == nil || len(*m) > len(*longest)) {
+				longest = m
+			}
+		}
+		if longest == nil || *longest == "" {
+			return nil, &ErrTooLarge{What: "the answer", Size: len(b), Limit: MaxQueryResponse}
+		}
+		*longest = Truncate(*longest, len(*longest)-(len(b)-MaxQueryResponse)-8)
+	}
+}
+
+// Truncate shortens s to at most n bytes on a rune boundary, marking the cut.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	if n <= len(mark) {
+		return ""
+	}
+	cut := n - len(mark)
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
