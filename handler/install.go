@@ -1,0 +1,216 @@
+package handler
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// gitSource returns the git URL a module is fetched from.
+func (n *Node) gitSource(module string) (string, error) {
+	if url, ok := n.cfg.Master.Modules[module]; ok {
+		return url, nil
+	}
+	if n.cfg.Master.GitURL != "" {
+		return strings.ReplaceAll(n.cfg.Master.GitURL, "{module}", module), nil
+	}
+	return "", fmt.Errorf("no git source for module %s on master %s: add it under master.modules in %s", module, n.name, n.cfgPath)
+}
+
+// fetchModule fetches url at ref into a fresh directory under dir and
+// returns the commit it resolved to. The ref has been validated, so it can
+// never be read as an option; git runs without a shell.
+func fetchModule(ctx context.Context, url, ref, dest string) (commit string, err error) {
+	repo, err := os.MkdirTemp(filepath.Dir(dest), ".fetch-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(repo)
+	git := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			msg := strings.TrimSpace(errOut.String())
+			if msg == "" {
+				msg = err.Error()
+			}
+			return "", errors.New(msg)
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	if _, err := git("init", "-q"); err != nil {
+		return "", fmt.Errorf("git init: %w", err)
+	}
+	// A branch or tag name fetches directly; a commit id may not be
+	// advertised, so fall back to fetching every branch and tag.
+	if _, ferr := git("fetch", "-q", "--depth", "1", "--", url, ref); ferr == nil {
+		commit, err = git("rev-parse", "--verify", "FETCH_HEAD^{commit}")
+	} else {
+		if _, err := git("fetch", "-q", "--", url, "+refs/heads/*:refs/remotes/src/*", "+refs/tags/*:refs/tags/*"); err != nil {
+			return "", fmt.Errorf("git fetch %s: %w", url, err)
+		}
+		commit, err = git("rev-parse", "--verify", "--quiet", ref+"^{commit}")
+		if err != nil || commit == "" {
+			return "", fmt.Errorf("git fetch %s %s: %w", url, ref, ferr)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("git rev-parse: %w", err)
+	}
+	// Export the tree without .git: the module directory is what puppet
+	// compiles, not a working copy.
+	cmd := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", commit)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	if err := untar(stdout, dest); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return "", fmt.Errorf("unpacking %s: %w", commit, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		return "", fmt.Errorf("git archive: %s", strings.TrimSpace(errOut.String()))
+	}
+	return commit, nil
+}
+
+// untar writes a git archive into dest, refusing paths that leave it.
+func untar(r io.Reader, dest string) error {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(h.Name)
+		if name == "." || strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
+			if h.Typeflag == tar.TypeXGlobalHeader || name == "." {
+				continue
+			}
+			return fmt.Errorf("refusing path %q outside the module", h.Name)
+		}
+		target := filepath.Join(dest, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			mode := os.FileMode(0o644)
+			if h.Mode&0o111 != 0 {
+				mode = 0o755
+			}
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			if filepath.IsAbs(h.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), h.Linkname)), "..") {
+				return fmt.Errorf("refusing symlink %q -> %q outside the module", h.Name, h.Linkname)
+			}
+			if err := os.Symlink(h.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeXGlobalHeader:
+		default:
+			// Submodules (commit entries) and other types are not part of a
+			// module's files.
+		}
+	}
+}
+
+// installModule makes release the module at <modulepath>/<module> in one
+// atomic step. The module path is a symlink to the release; replacing a
+// symlink with rename(2) is atomic, so a compile that starts mid-install sees
+// the old module or the new one, never half of either. A module directory
+// installed by hand is swapped out with renameat2(RENAME_EXCHANGE), atomic
+// too, and kept among the releases.
+func installModule(modulepath, module, release, oldDir string) error {
+	target := filepath.Join(modulepath, module)
+	tmp := filepath.Join(modulepath, "."+module+".serfdeploy-new")
+	os.Remove(tmp)
+	if err := os.Symlink(release, tmp); err != nil {
+		return err
+	}
+	info, err := os.Lstat(target)
+	switch {
+	case err == nil && info.Mode()&os.ModeSymlink == 0:
+		if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, target, unix.RENAME_EXCHANGE); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("swapping %s: %w", target, err)
+		}
+		// tmp now holds the old directory: keep it with the releases.
+		if err := os.Rename(tmp, oldDir); err != nil {
+			return fmt.Errorf("keeping the old %s: %w", target, err)
+		}
+		return nil
+	case err == nil || errors.Is(err, os.ErrNotExist):
+		if err := os.Rename(tmp, target); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	default:
+		os.Remove(tmp)
+		return err
+	}
+}
+
+// pruneReleases keeps the newest keep releases of a module, and whatever the
+// module path points at now.
+func pruneReleases(dir string, keep int, inUse string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) <= keep {
+		return
+	}
+	type aged struct {
+		path string
+		mod  int64
+	}
+	var all []aged
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			all = append(all, aged{filepath.Join(dir, e.Name()), info.ModTime().UnixNano()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod > all[j].mod })
+	for _, a := range all[keep:] {
+		if a.path != inUse {
+			os.RemoveAll(a.path)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package handler
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Node is this machine as the handler sees it: its config, its serf identity
+// and its state directory.
+type Node struct {
+	cfg     *Config
+	cfgPath string
+	name    string
+	role    string
+	st      state
+	log     *log.Logger
+	getenv  func(string) string
+	// worker starts a detached worker process; replaced in tests.
+	worker func(kind, id string) (pid int, err error)
+}
+
+// NewNode builds the node from its config and serf's environment (the
+// SERF_* variables serf sets for handlers and passes on to workers).
+func NewNode(cfg *Config, cfgPath string, getenv func(string) string) (*Node, error) {
+	name := getenv("SERF_SELF_NAME")
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("SERF_SELF_NAME is not set and the hostname is unknown: %w", err)
+		}
+		name = h
+	}
+	n := &Node{cfg: cfg, cfgPath: cfgPath, name: name, st: state{dir: cfg.StateDir}, getenv: getenv}
+	n.role = n.deriveRole()
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.StateDir, "handler.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("handler log: %w", err)
+	}
+	// The file stays open for the life of this short process. Never log to
+	// stdout or stderr: serf sends both back as the answer to a query.
+	n.log = log.New(f, fmt.Sprintf("%s[%d] ", n.name, os.Getpid()), log.LstdFlags|log.Lmsgprefix)
+	n.worker = n.spawnSelf
+	return n, nil
+}
+
+// Name is the node's serf name.
+func (n *Node) Name() string { return n.name }
+
+// Role is master or agent.
+func (n *Node) Role() string { return n.role }
+
+func (n *Node) isMaster() bool { return n.role == RoleMaster }
+
+// deriveRole uses the config's role, else the serf tag named by master_tag,
+// which serf passes to handlers as SERF_TAG_<KEY>.
+func (n *Node) deriveRole() string {
+	if n.cfg.Role != "" {
+		return n.cfg.Role
+	}
+	key, re, err := serfrpc.ParseTag(n.cfg.MasterTag)
+	if err != nil {
+		return RoleAgent
+	}
+	value, ok := n.tag(key)
+	if ok && regexp.MustCompile(serfrpc.Anchor(re)).MatchString(value) {
+		return RoleMaster
+	}
+	return RoleAgent
+}
+
+var unsafeEnvChars = regexp.MustCompile(`[^A-Z0-9_]`)
+
+// tag reads one of the node's serf tags from the environment, named the way
+// serf names them (upper case, other characters replaced by _).
+func (n *Node) tag(key string) (string, bool) {
+	env := "SERF_TAG_" + unsafeEnvChars.ReplaceAllString(strings.ToUpper(key), "_")
+	v := n.getenv(env)
+	return v, v != ""
+}
+
+// readPayload reads serf's payload from stdin, refusing anything larger than
+// serf could have sent.
+func readPayload(r io.Reader, limit int) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("payload over %d bytes", limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,248 @@
+package handler
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+// runSummary is the part of puppet's last_run_summary.yaml serfdeploy reads.
+type runSummary struct {
+	Version struct {
+		Config any    `yaml:"config"` // an integer or a string, depending on the server's setting
+		Puppet string `yaml:"puppet"`
+	} `yaml:"version"`
+	Resources struct {
+		Changed         int `yaml:"changed"`
+		Failed          int `yaml:"failed"`
+		FailedToRestart int `yaml:"failed_to_restart"`
+		Total           int `yaml:"total"`
+	} `yaml:"resources"`
+	Time struct {
+		Total   float64 `yaml:"total"`
+		LastRun int64   `yaml:"last_run"`
+	} `yaml:"time"`
+}
+
+// readSummary reads the summary if puppet wrote it after since; otherwise
+// the run produced none (no catalog was applied).
+func readSummary(path string, since time.Time) (*runSummary, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if info.ModTime().Before(since.Add(-time.Second)) {
+		return nil, fmt.Errorf("%s was not written by this run", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s runSummary
+	if err := yaml.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// logEntry is one line of puppet's JSON-lines log (--logdest FILE.jsonl).
+type logEntry struct {
+	Level   string `json:"level"`
+	Message string `json:"message"`
+	Source  string `json:"source"`
+}
+
+func readLogEntries(path string) []logEntry {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []logEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		var e logEntry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// resourceInSource finds the resource in a log source such as
+// /Stage[main]/Mymod/Exec[/bin/false]/returns.
+var resourceInSource = regexp.MustCompile(`([A-Z][A-Za-z0-9_:]*\[.*\])(?:/[a-z_]+)?$`)
+
+const maxFailedResources = 20
+
+// failedResources lists each resource with an error, from the JSON log.
+func failedResources(entries []logEntry) []FailedResource {
+	var out []FailedResource
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Level != "err" || !strings.HasPrefix(e.Source, "/Stage[") {
+			continue
+		}
+		m := resourceInSource.FindStringSubmatch(strings.TrimPrefix(e.Source, "/Stage[main]"))
+		res := e.Source
+		if m != nil {
+			// The class path precedes the resource: keep the last Type[title].
+			res = lastResource(m[1])
+		}
+		if seen[res] || len(out) >= maxFailedResources {
+			continue
+		}
+		seen[res] = true
+		out = append(out, FailedResource{Resource: res, Message: protocol.Truncate(e.Message, 1000)})
+	}
+	return out
+}
+
+// lastResource returns the last Type[title] of a path like Mymod/Exec[x].
+func lastResource(s string) string {
+	depth := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		switch s[i] {
+		case ']':
+			depth++
+		case '[':
+			depth--
+			if depth == 0 {
+				j := i
+				for j > 0 && s[j-1] != '/' {
+					j--
+				}
+				return s[j:]
+			}
+		}
+	}
+	return s
+}
+
+// errorLines returns puppet's error messages: from the JSON log when there
+// is one, else the "Error: " lines of its console output.
+func errorLines(entries []logEntry, output string) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Level == "err" {
+			out = append(out, e.Message)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, line := range strings.Split(output, "\n") {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(stripANSI(line)), "Error: "); ok {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+func stripANSI(s string) string { return ansi.ReplaceAllString(s, "") }
+
+// Evidence in puppet's output that tells the meanings of exit code 1 apart.
+var (
+	disabledOutput    = regexp.MustCompile(`administratively disabled \(Reason: '(.*)'\)`)
+	lockedOutput      = regexp.MustCompile(`(?i)already in progress|agent_catalog_run\.lock exists`)
+	unreachableOutput = regexp.MustCompile(`(?i)Failed to open TCP connection|Connection refused|No route to host|getaddrinfo|Name or service not known|execution expired|Could not connect to|Connection reset|SSL_connect|certificate verify failed`)
+	compileOutput     = regexp.MustCompile(`(?i)Could not retrieve catalog from remote server|Error 500 on SERVER|Could not parse for environment|Evaluation Error|Syntax error|Could not find class|Server Error:|Could not find a directory environment`)
+)
+
+// outcome is the final phase of a run, from the evidence on the node.
+type outcome struct {
+	phase, reason, message string
+}
+
+// classify decides what a run's exit code means. With --detailed-exitcodes,
+// 0 and 2 are success, 4 and 6 mean resources failed, and 1 means the run
+// did not happen or did not finish: disabled, locked by another run, no
+// catalog (compile error or unreachable server), or another error. The
+// evidence on the node, not the code alone, tells these apart.
+func classify(exit int, summary *runSummary, entries []logEntry, output, statedir string) outcome {
+	errs := errorLines(entries, output)
+	firstErr := ""
+	if len(errs) > 0 {
+		firstErr = errs[0]
+	}
+	switch {
+	case exit == 0 || exit == 2:
+		if summary != nil && (summary.Resources.Failed > 0 || summary.Resources.FailedToRestart > 0) {
+			return outcome{protocol.PhaseFailed, protocol.ReasonResourcesFailed, resourcesMessage(summary, firstErr)}
+		}
+		return outcome{phase: protocol.PhaseFinished}
+	case exit == 4 || exit == 6:
+		return outcome{protocol.PhaseFailed, protocol.ReasonResourcesFailed, resourcesMessage(summary, firstErr)}
+	}
+	text := stripANSI(output)
+	if m := disabledOutput.FindStringSubmatch(text); m != nil {
+		return outcome{protocol.PhaseDisabled, protocol.ReasonDisabled, "puppet agent is disabled: " + m[1]}
+	}
+	if msg, disabled := puppetDisabled(statedir); disabled && summary == nil {
+		return outcome{protocol.PhaseDisabled, protocol.ReasonDisabled, msg}
+	}
+	if lockedOutput.MatchString(text) {
+		return outcome{protocol.PhaseBusy, protocol.ReasonLocked, "another puppet run held the agent's lock; this run did not happen"}
+	}
+	if summary == nil {
+		// No catalog was applied. Which of the two?
+		all := strings.Join(errs, "\n")
+		if all == "" {
+			all = text
+		}
+		if compileOutput.MatchString(all) && !unreachableOutput.MatchString(all) {
+			return outcome{protocol.PhaseFailed, protocol.ReasonCompileError, pickLine(errs, compileOutput, firstErr)}
+		}
+		if unreachableOutput.MatchString(all) {
+			return outcome{protocol.PhaseFailed, protocol.ReasonServerUnreachable, "puppet server unreachable: " + pickLine(errs, unreachableOutput, firstErr)}
+		}
+	}
+	if summary != nil && summary.Resources.Failed > 0 {
+		return outcome{protocol.PhaseFailed, protocol.ReasonResourcesFailed, resourcesMessage(summary, firstErr)}
+	}
+	if firstErr == "" {
+		firstErr = fmt.Sprintf("puppet exited with %d", exit)
+	}
+	return outcome{protocol.PhaseFailed, protocol.ReasonPuppetError, firstErr}
+}
+
+func resourcesMessage(s *runSummary, firstErr string) string {
+	msg := "resources failed"
+	if s != nil {
+		msg = fmt.Sprintf("%d of %d resources failed", s.Resources.Failed+s.Resources.FailedToRestart, s.Resources.Total)
+	}
+	if firstErr != "" {
+		msg += ": " + firstErr
+	}
+	return msg
+}
+
+// pickLine returns the first line matching re, else fallback.
+func pickLine(lines []string, re *regexp.Regexp, fallback string) string {
+	for _, l := range lines {
+		if re.MatchString(l) {
+			return l
+		}
+	}
+	return fallback
+}
+
+// configVersion renders the summary's config version, which puppet writes as
+// a number or a string.
+func (s *runSummary) configVersion() string {
+	if s == nil || s.Version.Config == nil {
+		return ""
+	}
+	return fmt.Sprint(s.Version.Config)
+}

@@ -1,0 +1,302 @@
+package handler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+// Record is what a node keeps about one deploy or run id: a master's code
+// sync, an agent's puppet run, or both on a node that is both.
+type Record struct {
+	ID          string           `json:"id"`
+	Kind        string           `json:"kind"` // "run" or "sync"
+	Phase       string           `json:"phase"`
+	Reason      string           `json:"reason,omitempty"`
+	Message     string           `json:"message,omitempty"`
+	Environment string           `json:"environment,omitempty"`
+	Module      string           `json:"module,omitempty"`
+	Ref         string           `json:"ref,omitempty"`
+	Commit      string           `json:"commit,omitempty"`
+	Build       *protocol.Build  `json:"build,omitempty"`
+	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
+
+	WorkerPID   int   `json:"worker_pid,omitempty"`
+	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
+
+	ExitCode        *int             `json:"exit_code,omitempty"`
+	Changed         int              `json:"changed,omitempty"`
+	Failed          int              `json:"failed,omitempty"`
+	Total           int              `json:"total,omitempty"`
+	ConfigVersion   string           `json:"config_version,omitempty"`
+	FailedResources []FailedResource `json:"failed_resources,omitempty"`
+
+	Created  time.Time `json:"created"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// FailedResource is one resource puppet could not apply, with its error.
+type FailedResource struct {
+	Resource string `json:"resource"`
+	Message  string `json:"message"`
+}
+
+// Record kinds.
+const (
+	KindRun  = "run"
+	KindSync = "sync"
+)
+
+// state is a node's state directory:
+//
+//	lock                  flock held while deciding whether to start work
+//	active                the id of the puppet run in progress, if any
+//	runs/<id>/run.json    an agent's run record
+//	runs/<id>/sync.json   a master's code-sync record
+//	runs/<id>/*.log       the worker's and puppet's output
+//	releases/             installed module versions (masters)
+//	spool/                log records not yet accepted by the logging service
+type state struct {
+	dir string
+}
+
+func (s state) runDir(id string) string { return filepath.Join(s.dir, "runs", id) }
+
+func (s state) recordPath(id, kind string) string {
+	return filepath.Join(s.runDir(id), kind+".json")
+}
+
+func (s state) spoolDir() string { return filepath.Join(s.dir, "spool") }
+
+// lock takes the state directory's exclusive lock; the handler and workers
+// hold it only for short decisions.
+func (s state) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
+
+// create writes a new record and fails with os.ErrExist if there is one
+// already: this is how a duplicate delivery of an event is recognised.
+func (s state) create(r *Record) error {
+	if err := os.MkdirAll(s.runDir(r.ID), 0o755); err != nil {
+		return err
+	}
+	path := s.recordPath(r.ID, r.Kind)
+	f, err := os.OpenFile(path+".claim", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return s.save(r)
+}
+
+// save writes a record atomically: a reader (or a crash) never sees half a
+// file.
+func (s state) save(r *Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.recordPath(r.ID, r.Kind), b)
+}
+
+func (s state) load(id, kind string) (*Record, error) {
+	b, err := os.ReadFile(s.recordPath(id, kind))
+	if err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("record %s/%s is damaged: %w", id, kind, err)
+	}
+	return &r, nil
+}
+
+// exists reports whether a record (or a claim on one) exists for id.
+func (s state) exists(id, kind string) bool {
+	_, err := os.Stat(s.recordPath(id, kind) + ".claim")
+	return err == nil
+}
+
+// active returns the id of the run in progress, or "" when none is (or its
+// worker has died).
+func (s state) active() string {
+	b, err := os.ReadFile(filepath.Join(s.dir, "active"))
+	if err != nil {
+		return ""
+	}
+	id := strings.TrimSpace(string(b))
+	r, err := s.load(id, KindRun)
+	if err != nil || protocol.Done(r.Phase) || !r.workerAlive() {
+		return ""
+	}
+	return id
+}
+
+func (s state) setActive(id string) error {
+	return writeFileAtomic(filepath.Join(s.dir, "active"), []byte(id+"\n"))
+}
+
+func (s state) clearActive(id string) {
+	b, err := os.ReadFile(filepath.Join(s.dir, "active"))
+	if err == nil && strings.TrimSpace(string(b)) == id {
+		os.Remove(filepath.Join(s.dir, "active"))
+	}
+}
+
+// latest returns the most recently created record of a kind.
+func (s state) latest(kind string) (*Record, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "runs"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var best *Record
+	for _, e := range entries {
+		r, err := s.load(e.Name(), kind)
+		if err != nil {
+			continue
+		}
+		if best == nil || r.Created.After(best.Created) {
+			best = r
+		}
+	}
+	return best, nil
+}
+
+// prune removes the oldest run directories beyond keep, so that a node that
+// deploys every hour does not fill its disk.
+func (s state) prune(keep int) {
+	dir := filepath.Join(s.dir, "runs")
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) <= keep {
+		return
+	}
+	type aged struct {
+		name string
+		mod  time.Time
+	}
+	var all []aged
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		all = append(all, aged{e.Name(), info.ModTime()})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
+	active := s.active()
+	for _, a := range all[:len(all)-keep] {
+		if a.name != active {
+			os.RemoveAll(filepath.Join(dir, a.name))
+		}
+	}
+}
+
+// reconcile turns a record whose worker vanished into a failure: a run whose
+// worker died is reported failed, not running forever.
+func (s state) reconcile(r *Record) *Record {
+	if r == nil || protocol.Done(r.Phase) || r.Phase == protocol.PhaseTriggered {
+		return r
+	}
+	if r.WorkerPID == 0 {
+		// Claimed but the worker never recorded itself: give it a grace
+		// period to start before calling it dead.
+		if time.Since(r.Created) < 30*time.Second {
+			return r
+		}
+	} else if r.workerAlive() {
+		return r
+	}
+	r.Phase = protocol.PhaseFailed
+	r.Reason = protocol.ReasonWorkerDied
+	r.Message = "the worker process ended without recording a result"
+	r.Finished = time.Now()
+	s.save(r)
+	if r.Kind == KindRun {
+		s.clearActive(r.ID)
+	}
+	return r
+}
+
+func (r *Record) workerAlive() bool {
+	if r.WorkerPID == 0 {
+		return false
+	}
+	start, err := processStart(r.WorkerPID)
+	return err == nil && start == r.WorkerStart
+}
+
+// processStart reads a process's start time (field 22 of /proc/PID/stat), so
+// that a reused pid is not mistaken for our worker.
+func processStart(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces; fields resume after ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	// fields[0] is field 3 (state); field 22 is fields[19].
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("process %d is a zombie", pid)
+	}
+	return strconv.ParseInt(fields[19], 10, 64)
+}
+
+// writeFileAtomic writes via a temporary file in the same directory and a
+// rename, with an fsync so that a crash leaves the old or the new content.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,156 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// workSync is a master's worker for one deploy: fetch the module at the ref,
+// install it atomically, then fire puppetrun at the deploy's targets.
+func (n *Node) workSync(ctx context.Context, id string) error {
+	rec, err := n.st.load(id, KindSync)
+	if err != nil {
+		return err
+	}
+	rec.WorkerPID = os.Getpid()
+	rec.WorkerStart, _ = processStart(rec.WorkerPID)
+	rec.Started = time.Now()
+	if err := n.st.save(rec); err != nil {
+		return err
+	}
+	fail := func(reason string, err error) error {
+		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, reason, err.Error()
+		rec.Finished = time.Now()
+		n.log.Printf("deploy %s: %s: %v", id, reason, err)
+		return n.st.save(rec)
+	}
+
+	commit, err := n.sync(ctx, rec)
+	if err != nil {
+		return fail(protocol.ReasonSyncFailed, err)
+	}
+	rec.Commit = commit
+	rec.Phase = protocol.PhaseSynced
+	rec.Message = fmt.Sprintf("installed %s at %s (%s)", rec.Module, rec.Ref, shortCommit(commit))
+	if err := n.st.save(rec); err != nil {
+		return err
+	}
+	n.log.Printf("deploy %s: %s", id, rec.Message)
+
+	summary, err := n.trigger(ctx, rec.Deploy)
+	if err != nil {
+		return fail(protocol.ReasonTriggerFailed, err)
+	}
+	rec.Phase = protocol.PhaseTriggered
+	rec.Message = summary
+	rec.Finished = time.Now()
+	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
+	return n.st.save(rec)
+}
+
+// sync fetches and installs the module; it returns the installed commit.
+func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
+	url, err := n.gitSource(rec.Module)
+	if err != nil {
+		return "", err
+	}
+	modulepath := strings.ReplaceAll(n.cfg.Master.Modulepath, "{environment}", rec.Environment)
+	// An environment that does not exist is the operator's mistake to hear
+	// about, not a silent run of another environment.
+	envDir := filepath.Dir(modulepath)
+	if info, err := os.Stat(envDir); err != nil || !info.IsDir() {
+		return "", fmt.Errorf("environment %s does not exist on master %s (no directory %s)", rec.Environment, n.name, envDir)
+	}
+	if err := os.MkdirAll(modulepath, 0o755); err != nil {
+		return "", err
+	}
+	releases := filepath.Join(n.st.dir, "releases", rec.Environment, rec.Module)
+	if err := os.MkdirAll(releases, 0o755); err != nil {
+		return "", err
+	}
+	release := filepath.Join(releases, rec.ID)
+	os.RemoveAll(release)
+	commit, err := fetchModule(ctx, url, rec.Ref, release)
+	if err != nil {
+		os.RemoveAll(release)
+		return "", err
+	}
+	old := filepath.Join(releases, "before-"+rec.ID)
+	if err := installModule(modulepath, rec.Module, release, old); err != nil {
+		return "", fmt.Errorf("installing into %s: %w", modulepath, err)
+	}
+	pruneReleases(releases, n.cfg.Master.KeepReleases, release)
+	return commit, nil
+}
+
+// trigger fires puppetrun at the deploy's targets and says what they
+// answered. It waits only until every alive target has answered.
+func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Master.TriggerTimeout+10*time.Second)
+	defer cancel()
+	c, err := serfrpc.Connect(ctx, serfrpc.Config{Addr: n.cfg.Serf.RPCAddr, AuthKey: n.cfg.Serf.RPCAuth})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	filter := serfrpc.Filter{Tags: d.Tags, Nodes: d.Nodes}
+	members, err := c.Members(ctx, filter, serfrpc.StatusAlive)
+	if err != nil {
+		return "", err
+	}
+	var expect []string
+	for _, m := range members {
+		expect = append(expect, m.Name)
+	}
+	if len(expect) == 0 {
+		return "no alive node matched " + filter.String(), nil
+	}
+	payload, err := json.Marshal(protocol.RunRequest{
+		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
+		SkipMasters: d.SkipMasters, Build: d.Build,
+	})
+	if err != nil {
+		return "", err
+	}
+	res, err := c.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
+		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect,
+	})
+	if err != nil {
+		return "", err
+	}
+	counts := map[string]int{}
+	for _, r := range res.Responses {
+		var a protocol.RunAnswer
+		if err := json.Unmarshal(r.Payload, &a); err != nil {
+			counts["garbled"]++
+			continue
+		}
+		counts[a.Result]++
+	}
+	var parts []string
+	for _, k := range []string{protocol.RunStarted, protocol.RunAlready, protocol.RunBusy, protocol.RunDisabled, protocol.RunSkipped, protocol.RunRejected, "garbled"} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if missing := len(expect) - len(res.Responses); missing > 0 {
+		parts = append(parts, fmt.Sprintf("%d no answer", missing))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}

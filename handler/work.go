@@ -1,0 +1,32 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+// Work runs one detached worker job.
+func (n *Node) Work(ctx context.Context, kind, id string) error {
+	if kind != WorkFlush {
+		if err := protocol.ValidID(id); err != nil {
+			return err
+		}
+	}
+	switch kind {
+	case WorkRun:
+		return n.workRun(ctx, id)
+	case WorkSync:
+		return n.workSync(ctx, id)
+	case WorkFlush:
+		client, err := n.logClient()
+		if err != nil || client == nil {
+			return err
+		}
+		n.flush(ctx, client, 10*time.Minute)
+		return nil
+	}
+	return fmt.Errorf("unknown worker kind %q", kind)
+}
