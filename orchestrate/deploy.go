@@ -1,0 +1,107 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Deploy ships a module version to the masters and watches the puppet runs
+// it triggers to the end. It returns the result (also when it ends early, as
+// far as it got) and an *Error for anything that decides the exit code
+// before the nodes do.
+func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
+	opts.setDefaults()
+	if err := opts.validate(true); err != nil {
+		return nil, err
+	}
+	targets, masters, err := Targets(ctx, rpc, opts.Filter, opts.MasterTag)
+	if err != nil {
+		return nil, infra(err)
+	}
+	if len(targets) == 0 {
+		return nil, noTargets(opts.Filter)
+	}
+	if len(masters) == 0 {
+		return nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
+	}
+	payload, err := deployPayload(&opts)
+	if err != nil {
+		return nil, err
+	}
+
+	w := newWatch(rpc, &opts, "deploy", targets, masters)
+	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
+		return nil, infra(err)
+	}
+	w.observer.note(fmt.Sprintf("deploy %s: %s at %s to %d node(s), via %d master(s)", opts.ID, opts.Module, opts.Ref, len(targets), len(masters)))
+	return w.finish(ctx, w.loop(ctx))
+}
+
+// deployPayload builds the event, within serf's 512 bytes. The build's
+// context is the first thing to go when it does not fit: it helps tracing,
+// the deploy does not need it.
+func deployPayload(opts *Options) ([]byte, error) {
+	d := protocol.Deploy{
+		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
+		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+	}
+	b, err := protocol.EncodeDeploy(&d)
+	var tooLarge *protocol.ErrTooLarge
+	if errors.As(err, &tooLarge) && d.Build != nil {
+		d.Build = &protocol.Build{Tag: opts.Build.Tag}
+		if b, err = protocol.EncodeDeploy(&d); err != nil {
+			d.Build = nil
+			b, err = protocol.EncodeDeploy(&d)
+		}
+		if err == nil {
+			opts.Observer.note("the build URL did not fit in serf's 512-byte event and was left out of the deploy event")
+		}
+	}
+	if errors.As(err, &tooLarge) {
+		return nil, Errorf(ExitUsage, "%v: target fewer nodes by name, or use a tag (e.g. --tag segment=qa) instead of many --node flags", err)
+	}
+	return b, err
+}
+
+// Run starts an ad-hoc puppet run on the targets (no code deploy) and
+// watches it to the end, like `mco puppet runonce`.
+func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
+	opts.setDefaults()
+	if err := opts.validate(false); err != nil {
+		return nil, err
+	}
+	targets, masters, err := Targets(ctx, rpc, opts.Filter, opts.MasterTag)
+	if err != nil {
+		return nil, infra(err)
+	}
+	if len(targets) == 0 {
+		return nil, noTargets(opts.Filter)
+	}
+	_ = masters
+	w := newWatch(rpc, &opts, "run", targets, nil)
+	payload, err := json.Marshal(protocol.RunRequest{
+		ID: opts.ID, Environment: opts.Environment, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
+	res, err := rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetRun, Payload: payload, Filter: opts.Filter,
+		Timeout: opts.QueryTimeout, Expect: names(targets),
+	})
+	if err != nil {
+		return nil, infra(err)
+	}
+	w.triggeredAt = time.Now()
+	for _, r := range res.Responses {
+		w.runAnswer(r)
+	}
+	return w.finish(ctx, w.loop(ctx))
+}

@@ -1,0 +1,140 @@
+package orchestrate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/logclient"
+)
+
+// finish reads the final statuses from the logging service, builds the
+// result and decides the exit code. loopErr is what ended the watch early,
+// if anything; the result is returned with it, as far as it got.
+func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
+	res := w.res
+	res.Finished = time.Now()
+	for _, name := range w.order {
+		res.Nodes = append(res.Nodes, *w.targets[name])
+	}
+	for _, m := range w.masters {
+		res.Masters = append(res.Masters, *m)
+	}
+	if loopErr != nil {
+		res.ExitCode = codeOf(loopErr)
+		res.Outcome = loopErr.Error()
+		return res, loopErr
+	}
+
+	var logErr error
+	if w.opts.Log == nil {
+		res.StatusSource = "the nodes' puppet-status answers (no logging service configured)"
+		w.observer.note("no logging service configured: final status comes from the nodes' puppet-status answers")
+	} else {
+		res.StatusSource = "the logging service"
+		logErr = w.readLog(ctx)
+	}
+	res.ExitCode = decideExit(res.Nodes)
+	res.Outcome = outcome(res)
+	if logErr != nil {
+		res.ExitCode = ExitInfra
+		res.Outcome = logErr.Error()
+		return res, logErr
+	}
+	return res, nil
+}
+
+// readLog replaces each node's polled status with its finished record from
+// the logging service, waiting a little for records still on their way.
+func (w *watch) readLog(ctx context.Context) error {
+	res := w.res
+	want := map[int]bool{}
+	for i, n := range res.Nodes {
+		if n.ExitCode != nil || n.State == StateFinished || n.State == StateFailed {
+			want[i] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(w.opts.LogWait)
+	var records map[string]logclient.Record
+	for {
+		var err error
+		records, err = w.opts.Log.Latest(ctx, res.ID, res.Started.Add(-5*time.Minute), time.Now().Add(time.Minute))
+		if err != nil {
+			return &Error{Code: ExitInfra, Err: fmt.Errorf("reading the final status from the logging service: %w", err)}
+		}
+		if haveAll(res.Nodes, want, records) || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return &Error{Code: ExitIncomplete, Err: fmt.Errorf("interrupted while reading the logging service: %w", ctx.Err())}
+		case <-time.After(time.Second):
+		}
+	}
+	for i := range want {
+		n := &res.Nodes[i]
+		rec, ok := records[n.Node]
+		if !ok || rec.Event != "finished" {
+			n.LogMissing = true
+			w.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", n.Node))
+			continue
+		}
+		applyRecord(n, rec)
+	}
+	return nil
+}
+
+func haveAll(nodes []NodeResult, want map[int]bool, records map[string]logclient.Record) bool {
+	for i := range want {
+		if rec, ok := records[nodes[i].Node]; !ok || rec.Event != "finished" {
+			return false
+		}
+	}
+	return true
+}
+
+// applyRecord takes the logging service's record as the final word.
+func applyRecord(n *NodeResult, rec logclient.Record) {
+	if s := stateOf(rec.Phase); Final(s) {
+		n.State = s
+	}
+	n.Reason, n.Message = rec.Reason, rec.Message
+	n.ExitCode = rec.ExitCode
+	n.Changed, n.Failed, n.Total = rec.Changed, rec.Failed, rec.Total
+	n.DurationSec = rec.DurationSec
+	n.ConfigVersion = rec.ConfigVersion
+	n.FailedResources = nil
+	for _, f := range rec.FailedResources {
+		n.FailedResources = append(n.FailedResources, FailedResource{Resource: f.Resource, Message: f.Message})
+	}
+	n.Source = "log"
+}
+
+// outcome says in one line how it ended.
+func outcome(res *Result) string {
+	c := res.Counts()
+	var parts []string
+	for _, s := range []string{StateFinished, StateFailed, StateBusy, StateDisabled, StateLost, StateTimeout, StateMissed, StateSkipped} {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
+		}
+	}
+	what := map[int]string{
+		ExitOK:         "every target finished without failures",
+		ExitFailed:     "a puppet run failed or did not happen",
+		ExitIncomplete: "not every target finished",
+	}[res.ExitCode]
+	return fmt.Sprintf("%s: %s (exit %d)", strings.Join(parts, ", "), what, res.ExitCode)
+}
+
+// codeOf returns the exit code an error stands for.
+func codeOf(err error) int {
+	if e, ok := err.(*Error); ok {
+		return e.Code
+	}
+	return ExitInfra
+}

@@ -1,0 +1,78 @@
+package orchestrate
+
+import (
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Options drive a deploy or a run.
+type Options struct {
+	ID          string
+	Module      string // deploy only
+	Ref         string // deploy only
+	Environment string // "" lets each node use its configured default
+	Filter      serfrpc.Filter
+	MasterTag   string // key=regexp naming the masters; default role=puppetmaster
+	Build       *protocol.Build
+
+	Timeout      time.Duration // the whole watch; default 30m
+	PollInterval time.Duration // between status polls; default 2s
+	QueryTimeout time.Duration // serf's timeout for one poll; default 5s
+	// MissedAfter is how long a target may know nothing of the run after it
+	// was triggered before it is reported as never having received it.
+	MissedAfter time.Duration // default 20s
+
+	Log     LogReader     // nil: final statuses come from the nodes' answers
+	LogWait time.Duration // how long to wait for every finished record; default 30s
+
+	Observer Observer
+}
+
+func (o *Options) setDefaults() {
+	if o.MasterTag == "" {
+		o.MasterTag = "role=puppetmaster"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Minute
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 2 * time.Second
+	}
+	if o.QueryTimeout == 0 {
+		o.QueryTimeout = 5 * time.Second
+	}
+	if o.MissedAfter == 0 {
+		o.MissedAfter = 20 * time.Second
+	}
+	if o.LogWait == 0 {
+		o.LogWait = 30 * time.Second
+	}
+}
+
+// validate checks what the user gave before anything is sent.
+func (o *Options) validate(deploy bool) error {
+	if err := protocol.ValidID(o.ID); err != nil {
+		return &Error{Code: ExitUsage, Err: err}
+	}
+	if deploy {
+		if err := protocol.ValidModule(o.Module); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
+		}
+		if err := protocol.ValidRef(o.Ref); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	if o.Environment != "" {
+		if err := protocol.ValidEnvironment(o.Environment); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	for _, n := range o.Filter.Nodes {
+		if err := protocol.ValidNode(n); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	return CheckFilter(o.Filter)
+}

@@ -1,0 +1,110 @@
+package orchestrate
+
+import (
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+// Node states as the watcher tracks them. The final ones are the node's
+// result.
+const (
+	StateWaiting  = "waiting"  // the run has not been requested or accepted yet
+	StatePending  = "pending"  // accepted, puppet not started yet
+	StateRunning  = "running"  // puppet is running
+	StateFinished = "finished" // puppet finished without failures
+	StateFailed   = "failed"   // puppet failed, or did not get a catalog
+	StateBusy     = "busy"     // another run held the node; ours did not happen
+	StateDisabled = "disabled" // puppet is administratively disabled there
+	StateSkipped  = "skipped"  // a master that was not a target
+	StateLost     = "lost"     // serf reported the node failed or gone before it finished
+	StateTimeout  = "timeout"  // still running or silent at the deadline
+	StateMissed   = "missed"   // the node never received the run request
+)
+
+// Final reports whether a state is a node's result.
+func Final(state string) bool {
+	switch state {
+	case StateFinished, StateFailed, StateBusy, StateDisabled, StateSkipped, StateLost, StateTimeout, StateMissed:
+		return true
+	}
+	return false
+}
+
+// NodeResult is one target's outcome.
+type NodeResult struct {
+	Node            string           `json:"node"`
+	State           string           `json:"state"`
+	Reason          string           `json:"reason,omitempty"`
+	Message         string           `json:"message,omitempty"`
+	ExitCode        *int             `json:"exit_code,omitempty"`
+	Changed         int              `json:"changed"`
+	Failed          int              `json:"failed"`
+	Total           int              `json:"total"`
+	DurationSec     float64          `json:"duration_sec"`
+	ConfigVersion   string           `json:"config_version,omitempty"`
+	FailedResources []FailedResource `json:"failed_resources,omitempty"`
+	// Source says where the final status came from: "log" (the logging
+	// service) or "status" (the node's puppet-status answer).
+	Source string `json:"source,omitempty"`
+	// LogMissing is set when the node finished but the logging service has
+	// no finished record for it.
+	LogMissing bool `json:"log_missing,omitempty"`
+}
+
+// FailedResource is a resource puppet could not apply, with its error.
+type FailedResource struct {
+	Resource string `json:"resource"`
+	Message  string `json:"message"`
+}
+
+// MasterResult is a master's code sync.
+type MasterResult struct {
+	Node    string `json:"node"`
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	Commit  string `json:"commit,omitempty"`
+}
+
+// Result is the whole outcome of a deploy or a run.
+type Result struct {
+	ID          string          `json:"id"`
+	Kind        string          `json:"kind"` // "deploy" or "run"
+	Module      string          `json:"module,omitempty"`
+	Ref         string          `json:"ref,omitempty"`
+	Environment string          `json:"environment,omitempty"`
+	Filter      string          `json:"filter"`
+	Build       *protocol.Build `json:"build,omitempty"`
+	Masters     []MasterResult  `json:"masters,omitempty"`
+	Nodes       []NodeResult    `json:"nodes"`
+	Started     time.Time       `json:"started"`
+	Finished    time.Time       `json:"finished"`
+	// StatusSource says where final statuses came from, in words.
+	StatusSource string `json:"status_source"`
+	ExitCode     int    `json:"exit_code"`
+	Outcome      string `json:"outcome"`
+}
+
+// Counts of nodes by state.
+func (r *Result) Counts() map[string]int {
+	c := map[string]int{}
+	for _, n := range r.Nodes {
+		c[n.State]++
+	}
+	return c
+}
+
+// decideExit computes the exit code from the nodes' states: a failure beats
+// an incomplete deploy, which beats success.
+func decideExit(nodes []NodeResult) int {
+	code := ExitOK
+	for _, n := range nodes {
+		switch n.State {
+		case StateFailed, StateBusy, StateDisabled:
+			return ExitFailed
+		case StateLost, StateTimeout, StateMissed, StateWaiting, StatePending, StateRunning:
+			code = ExitIncomplete
+		}
+	}
+	return code
+}

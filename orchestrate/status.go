@@ -1,0 +1,107 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// NodeStatus is one node's answer to `serfdeploy status`.
+type NodeStatus struct {
+	Node       string           `json:"node"`
+	SerfStatus string           `json:"serf_status"`
+	Answered   bool             `json:"answered"`
+	Problem    string           `json:"problem,omitempty"` // why there is no usable answer
+	Status     *protocol.Status `json:"status,omitempty"`
+}
+
+// StatusReport is the whole answer of `serfdeploy status`.
+type StatusReport struct {
+	ID       string       `json:"id,omitempty"`
+	Filter   string       `json:"filter"`
+	Nodes    []NodeStatus `json:"nodes"`
+	ExitCode int          `json:"exit_code"`
+}
+
+// Status asks the matching alive nodes for their puppet state: with an id,
+// that deploy's phase on each; without, idle or running and the last run.
+// The exit code is 0 when every node answered, 4 when some did not, and
+// with an id, 1 when that deploy failed on a node (as `deploy` would exit).
+func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTimeout time.Duration) (*StatusReport, error) {
+	if id != "" {
+		if err := protocol.ValidID(id); err != nil {
+			return nil, &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	if err := CheckFilter(f); err != nil {
+		return nil, err
+	}
+	if queryTimeout == 0 {
+		queryTimeout = 5 * time.Second
+	}
+	members, err := rpc.Members(ctx, f, serfrpc.StatusAlive)
+	if err != nil {
+		return nil, infra(err)
+	}
+	if len(members) == 0 {
+		return nil, Errorf(ExitNoTargets, "no alive node matched %s; check the filters with `serfdeploy members`", f.String())
+	}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: id})
+	res, err := rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload,
+		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: queryTimeout, Expect: names(members),
+	})
+	if err != nil && res == nil {
+		return nil, infra(err)
+	}
+	answers := map[string][]byte{}
+	for _, r := range res.Responses {
+		answers[r.From] = r.Payload
+	}
+	rep := &StatusReport{ID: id, Filter: f.String()}
+	var states []NodeResult
+	silent := false
+	for _, m := range members {
+		ns := NodeStatus{Node: m.Name, SerfStatus: m.Status}
+		raw, ok := answers[m.Name]
+		switch {
+		case !ok:
+			ns.Problem = fmt.Sprintf("no answer within %s", queryTimeout)
+			silent = true
+		default:
+			var st protocol.Status
+			if err := json.Unmarshal(raw, &st); err != nil || st.V == 0 || st.Node != m.Name {
+				ns.Problem = fmt.Sprintf("unreadable answer: %q", protocol.Truncate(string(raw), 120))
+				silent = true
+				break
+			}
+			ns.Answered, ns.Status = true, &st
+			if id != "" {
+				states = append(states, NodeResult{Node: m.Name, State: finalOrRunning(st.Phase)})
+			}
+		}
+		rep.Nodes = append(rep.Nodes, ns)
+	}
+	switch code := decideExit(states); {
+	case code == ExitFailed:
+		rep.ExitCode = ExitFailed
+	case silent || code == ExitIncomplete:
+		rep.ExitCode = ExitIncomplete
+	}
+	return rep, nil
+}
+
+// finalOrRunning maps a phase for the exit decision of `status --id`:
+// a node that never heard of the id counts as unfinished.
+func finalOrRunning(phase string) string {
+	switch s := stateOf(phase); s {
+	case StateWaiting:
+		return StateRunning
+	default:
+		return s
+	}
+}

@@ -1,0 +1,76 @@
+package orchestrate
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Targets resolves the alive members a deploy or run is for. With no filter
+// every alive member is a target except the masters; with a filter, every
+// alive member it matches, masters included.
+func Targets(ctx context.Context, rpc RPC, f serfrpc.Filter, masterTag string) (targets, masters []serfrpc.Member, err error) {
+	masterFilter, err := MasterFilter(masterTag)
+	if err != nil {
+		return nil, nil, err
+	}
+	masters, err = rpc.Members(ctx, masterFilter, serfrpc.StatusAlive)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := rpc.Members(ctx, f, serfrpc.StatusAlive)
+	if err != nil {
+		return nil, nil, err
+	}
+	isMaster := map[string]bool{}
+	for _, m := range masters {
+		isMaster[m.Name] = true
+	}
+	for _, m := range all {
+		if f.Empty() && isMaster[m.Name] {
+			continue
+		}
+		targets = append(targets, m)
+	}
+	return targets, masters, nil
+}
+
+// MasterFilter parses --master-tag (key=regexp).
+func MasterFilter(masterTag string) (serfrpc.Filter, error) {
+	k, v, err := serfrpc.ParseTag(masterTag)
+	if err != nil {
+		return serfrpc.Filter{}, Errorf(ExitUsage, "--master-tag: %w", err)
+	}
+	return serfrpc.Filter{Tags: map[string]string{k: v}}, nil
+}
+
+// CheckFilter validates the tag regexps before anything is sent.
+func CheckFilter(f serfrpc.Filter) error {
+	for k, v := range f.Tags {
+		if _, err := regexp.Compile(v); err != nil {
+			return Errorf(ExitUsage, "tag filter %s=%s does not compile: %v", k, v, err)
+		}
+	}
+	return nil
+}
+
+func names(ms []serfrpc.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
+	}
+	return out
+}
+
+func noTargets(f serfrpc.Filter) error {
+	return Errorf(ExitNoTargets, "no alive node matched %s; check the filters with `serfdeploy members`", describe(f))
+}
+
+func describe(f serfrpc.Filter) string {
+	if f.Empty() {
+		return "(every non-master node)"
+	}
+	return fmt.Sprint(f.String())
+}

@@ -1,0 +1,331 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// watch follows one deploy or run to the end: it polls puppet-status on the
+// nodes that have not finished, and serf's member list for nodes that
+// failed, until every target has a final state or the deadline passes.
+type watch struct {
+	rpc      RPC
+	opts     *Options
+	observer Observer
+	res      *Result
+
+	targets     map[string]*NodeResult
+	masters     map[string]*MasterResult
+	order       []string
+	triggeredAt time.Time // zero until a master has fired puppetrun (or the run was fired)
+	garbled     map[string]int
+}
+
+// A node whose answers cannot be read this many times in a row is given up.
+const maxGarbled = 3
+
+func newWatch(rpc RPC, opts *Options, kind string, targets, masters []serfrpc.Member) *watch {
+	w := &watch{
+		rpc: rpc, opts: opts, observer: opts.Observer,
+		targets: map[string]*NodeResult{}, masters: map[string]*MasterResult{},
+		garbled: map[string]int{},
+		res: &Result{
+			ID: opts.ID, Kind: kind, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
+			Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(),
+		},
+	}
+	for _, t := range targets {
+		w.targets[t.Name] = &NodeResult{Node: t.Name, State: StateWaiting}
+		w.order = append(w.order, t.Name)
+	}
+	for _, m := range masters {
+		w.masters[m.Name] = &MasterResult{Node: m.Name, Phase: protocol.PhaseUnknown}
+	}
+	return w
+}
+
+// loop polls until every target is final, the deadline passes or ctx ends.
+func (w *watch) loop(ctx context.Context) error {
+	deadline := w.res.Started.Add(w.opts.Timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		err := w.poll(ctx)
+		if w.allFinal() {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			if time.Now().Before(deadline) {
+				w.giveUp(StateTimeout, "interrupted before it finished")
+				return Errorf(ExitIncomplete, "interrupted: %d node(s) had not finished", w.unfinished())
+			}
+			w.giveUp(StateTimeout, fmt.Sprintf("still %s at the %s timeout", "unfinished", w.opts.Timeout))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		w.progress()
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.opts.PollInterval):
+		}
+	}
+}
+
+// poll does one round: member statuses, then one puppet-status query to the
+// nodes still of interest.
+func (w *watch) poll(ctx context.Context) error {
+	ask := w.pendingNodes()
+	if len(ask) == 0 {
+		return nil
+	}
+	members, err := w.rpc.Members(ctx, serfrpc.Filter{Nodes: ask}, "")
+	if err != nil {
+		return infra(err)
+	}
+	status := map[string]string{}
+	for _, m := range members {
+		status[m.Name] = m.Status
+	}
+	var alive []string
+	for _, name := range ask {
+		s := status[name]
+		if s == serfrpc.StatusAlive {
+			alive = append(alive, name)
+			continue
+		}
+		if s == "" {
+			s = "gone (reaped)"
+		}
+		if err := w.lose(name, s); err != nil {
+			return err
+		}
+	}
+	if len(alive) == 0 {
+		return nil
+	}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
+	res, err := w.rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload,
+		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive,
+	})
+	if err != nil && res == nil {
+		return infra(err)
+	}
+	for _, r := range res.Responses {
+		if err := w.statusAnswer(r); err != nil {
+			return err
+		}
+	}
+	w.checkMissed()
+	return err
+}
+
+// pendingNodes are the masters not done syncing and the targets not final.
+func (w *watch) pendingNodes() []string {
+	var out []string
+	for name, m := range w.masters {
+		if m.Phase != protocol.PhaseTriggered && m.Phase != protocol.PhaseFailed && m.Phase != StateLost {
+			if _, isTarget := w.targets[name]; !isTarget {
+				out = append(out, name)
+			}
+		}
+	}
+	for _, name := range w.order {
+		if !Final(w.targets[name].State) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lose marks a node serf reports failed or gone.
+func (w *watch) lose(name, serfStatus string) error {
+	if t, ok := w.targets[name]; ok && !Final(t.State) {
+		w.set(t, StateLost, "", "serf reports the node "+serfStatus+" before its run finished")
+	}
+	if m, ok := w.masters[name]; ok && m.Phase != protocol.PhaseTriggered && m.Phase != protocol.PhaseFailed && m.Phase != StateLost {
+		m.Phase = StateLost
+		w.observer.event(Event{Time: time.Now(), Node: name, State: StateLost, Detail: "master " + serfStatus + " during code sync", Master: true})
+		if w.triggeredAt.IsZero() && w.allMastersDone() {
+			return Errorf(ExitInfra, "every master was lost before the code sync finished (last: %s, %s)", name, serfStatus)
+		}
+	}
+	return nil
+}
+
+// statusAnswer applies one puppet-status answer.
+func (w *watch) statusAnswer(r serfrpc.Response) error {
+	var st protocol.Status
+	if err := json.Unmarshal(r.Payload, &st); err != nil || st.V == 0 || st.Node != r.From {
+		w.garbled[r.From]++
+		detail := fmt.Sprintf("unreadable puppet-status answer: %q", protocol.Truncate(string(r.Payload), 120))
+		if t, ok := w.targets[r.From]; ok && w.garbled[r.From] >= maxGarbled && !Final(t.State) {
+			w.set(t, StateLost, "unreadable_status", detail+"; is serfdeploy the same version on that node?")
+		} else {
+			w.observer.event(Event{Time: time.Now(), Node: r.From, State: "garbled", Detail: detail})
+		}
+		return nil
+	}
+	w.garbled[r.From] = 0
+	if m, ok := w.masters[r.From]; ok && st.Sync != "" && st.Sync != m.Phase {
+		m.Phase, m.Message, m.Commit = st.Sync, st.SyncMsg, st.Commit
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "sync " + st.Sync, Detail: st.SyncMsg, Master: true})
+		switch st.Sync {
+		case protocol.PhaseFailed:
+			return Errorf(ExitInfra, "code sync failed on master %s: %s", r.From, st.SyncMsg)
+		case protocol.PhaseTriggered:
+			if w.triggeredAt.IsZero() {
+				w.triggeredAt = time.Now()
+			}
+		}
+	}
+	t, ok := w.targets[r.From]
+	if !ok || Final(t.State) {
+		return nil
+	}
+	state := stateOf(st.Phase)
+	if state == StateWaiting {
+		return nil
+	}
+	t.ExitCode, t.Changed, t.Failed, t.Total, t.DurationSec = st.Exit, st.Changed, st.Failed, st.Total, st.Duration
+	t.Source = "status"
+	w.set(t, state, st.Reason, st.Message)
+	return nil
+}
+
+// runAnswer applies a node's answer to the puppetrun query of `run`.
+func (w *watch) runAnswer(r serfrpc.Response) {
+	t, ok := w.targets[r.From]
+	if !ok {
+		return
+	}
+	var a protocol.RunAnswer
+	if err := json.Unmarshal(r.Payload, &a); err != nil {
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "garbled", Detail: "unreadable puppetrun answer"})
+		return
+	}
+	switch a.Result {
+	case protocol.RunStarted, protocol.RunAlready:
+		w.set(t, StatePending, "", "")
+	case protocol.RunBusy:
+		w.set(t, StateBusy, protocol.ReasonLocked, a.Message)
+	case protocol.RunDisabled:
+		w.set(t, StateDisabled, protocol.ReasonDisabled, a.Message)
+	case protocol.RunRejected:
+		w.set(t, StateFailed, "rejected", a.Message)
+	}
+}
+
+// checkMissed gives up on targets that still know nothing of the run well
+// after it was triggered: the request never reached them.
+func (w *watch) checkMissed() {
+	if w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < w.opts.MissedAfter {
+		return
+	}
+	for _, name := range w.order {
+		if t := w.targets[name]; t.State == StateWaiting {
+			w.set(t, StateMissed, "", fmt.Sprintf("no run for %s was started on this node %s after the trigger", w.opts.ID, w.opts.MissedAfter))
+		}
+	}
+}
+
+// set changes a target's state, reporting real changes only.
+func (w *watch) set(t *NodeResult, state, reason, message string) {
+	if t.State == state && t.Message == message {
+		return
+	}
+	t.State, t.Reason, t.Message = state, reason, message
+	detail := message
+	if t.State == StateFinished || t.State == StateFailed {
+		detail = fmt.Sprintf("changed %d, failed %d, total %d, %.1fs", t.Changed, t.Failed, t.Total, t.DurationSec)
+		if message != "" {
+			detail += ": " + message
+		}
+	}
+	w.observer.event(Event{Time: time.Now(), Node: t.Node, State: state, Detail: detail})
+	w.progress()
+}
+
+func (w *watch) giveUp(state, message string) {
+	for _, name := range w.order {
+		if t := w.targets[name]; !Final(t.State) {
+			w.set(t, state, "", fmt.Sprintf("%s (last seen %s)", message, t.State))
+		}
+	}
+}
+
+func (w *watch) allFinal() bool { return w.unfinished() == 0 }
+
+func (w *watch) unfinished() int {
+	n := 0
+	for _, t := range w.targets {
+		if !Final(t.State) {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *watch) allMastersDone() bool {
+	for _, m := range w.masters {
+		if m.Phase != StateLost && m.Phase != protocol.PhaseFailed {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *watch) progress() {
+	p := Progress{Total: len(w.targets)}
+	for _, t := range w.targets {
+		switch {
+		case Final(t.State):
+			p.Done++
+		case t.State == StateRunning || t.State == StatePending:
+			p.Running++
+		default:
+			p.Waiting++
+		}
+	}
+	w.observer.progress(p)
+}
+
+// stateOf maps a node's phase to the watcher's state.
+func stateOf(phase string) string {
+	switch phase {
+	case protocol.PhasePending:
+		return StatePending
+	case protocol.PhaseRunning:
+		return StateRunning
+	case protocol.PhaseFinished:
+		return StateFinished
+	case protocol.PhaseFailed:
+		return StateFailed
+	case protocol.PhaseBusy:
+		return StateBusy
+	case protocol.PhaseDisabled:
+		return StateDisabled
+	case protocol.PhaseSkipped:
+		return StateSkipped
+	}
+	return StateWaiting
+}
+
+// infra marks serf errors as infrastructure failures (exit 5).
+func infra(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return &Error{Code: ExitInfra, Err: err}
+}
