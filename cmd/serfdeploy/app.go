@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/serfdeploy/serfdeploy/internal/iostreams"
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+)
+
+// exitCodesHelp is the exit-code table shown by --help; README.md has the
+// same table. CI jobs gate on these numbers.
+const exitCodesHelp = `EXIT CODES:
+   0  every target finished without failures (with or without changes)
+   1  a puppet run failed on at least one node, or a target was disabled or
+      busy with another run and did not apply the release
+   2  usage or bad input (unknown flag, malformed --tag, oversize payload)
+   3  nothing matched: no alive node matched the filters (report: no record
+      of that deploy id)
+   4  incomplete: timed out, interrupted, or a node was lost before finishing
+      (and no run failed)
+   5  infrastructure: serf agent unreachable or auth key refused, no master,
+      code sync failed, logging service unreachable or refusing credentials
+   Worth an automatic retry: 5 (and 4 when a node was lost). Not worth one: 1, 2, 3.`
+
+// cliEnv is what every command needs from the process.
+type cliEnv struct {
+	io     *iostreams.IOStreams
+	getenv func(string) string
+}
+
+// run builds the app, runs it and turns its error into one line on stderr
+// and an exit code. It is main without os.Exit, for tests.
+func run(ctx context.Context, args []string, streams *iostreams.IOStreams, getenv func(string) string) int {
+	env := &cliEnv{io: streams, getenv: getenv}
+	var notFound string
+	app := newApp(env, &notFound)
+	err := app.RunContext(ctx, args)
+	if notFound != "" {
+		err = usageErrorf("unknown command %q; see `serfdeploy --help`", notFound)
+	}
+	if err == nil {
+		return orchestrate.ExitOK
+	}
+	code, msg := explain(err)
+	if msg != "" {
+		fmt.Fprintln(streams.ErrOut, "serfdeploy: "+msg)
+	}
+	return code
+}
+
+func newApp(env *cliEnv, notFound *string) *cli.App {
+	app := &cli.App{
+		Name:  "serfdeploy",
+		Usage: "ship Puppet code and drive Puppet runs through serf",
+		Description: "serfdeploy talks to the local serf agent over its RPC. `deploy` ships a module at a git ref\n" +
+			"to the Puppet masters and watches the Puppet runs it triggers to the end; `run` starts an\n" +
+			"ad-hoc Puppet run; `status` shows each node's Puppet state; `report` reads a past deploy\n" +
+			"back from the logging service.\n\n" + exitCodesHelp,
+		Writer:               env.io.Out,
+		ErrWriter:            env.io.ErrOut,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		// Errors are printed and turned into exit codes in one place, run().
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		CommandNotFound: func(_ *cli.Context, name string) { *notFound = name },
+		Commands: []*cli.Command{
+			membersCommand(env),
+			deployCommand(env),
+			runCommand(env),
+			statusCommand(env),
+			reportCommand(env),
+			handleCommand(env),
+			workerCommand(env),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+		if c.Description != "" && !c.Hidden {
+			c.Description += "\n\n" + exitCodesHelp
+		}
+	}
+	return app
+}
+
+// usageError is bad input from the user: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// actionError marks an error as coming from a command's own code; anything
+// else that app.Run returns is urfave/cli complaining about the command
+// line (a missing required flag, a bad duration), which is a usage error.
+type actionError struct{ err error }
+
+func (e actionError) Error() string { return e.err.Error() }
+func (e actionError) Unwrap() error { return e.err }
+
+// action wraps a command's function so its errors can be told apart from
+// urfave/cli's own.
+func action(fn func(*cli.Context) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() > 0 && !acceptsArgs(c.Command) {
+			return usageErrorf("%s takes no arguments (got %q); flags go before or after it, e.g. --tag segment=qa", c.Command.Name, c.Args().First())
+		}
+		if err := fn(c); err != nil {
+			var u usageError
+			if errors.As(err, &u) {
+				return err
+			}
+			return actionError{err}
+		}
+		return nil
+	}
+}
+
+func acceptsArgs(c *cli.Command) bool { return c.ArgsUsage != "" }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/internal/iostreams"
+)
+
+// oneLine checks the error contract: a single line on stderr, no stack
+// trace, no help dump.
+func oneLine(t *testing.T, r fleet.Result, want string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if len(lines) != 1 || !strings.Contains(r.Stderr, want) {
+		t.Fatalf("want one line containing %q:\n%s", want, r)
+	}
+	for _, bad := range []string{"panic", "goroutine", "USAGE:"} {
+		if strings.Contains(r.Stderr+r.Stdout, bad) {
+			t.Fatalf("output contains %q:\n%s", bad, r)
+		}
+	}
+}
+
+// deadAddr is a loopback address with nothing listening.
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestBadInput(t *testing.T) {
+	dead := deadAddr(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag", []string{"members", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"unknown command", []string{"deploi"}, 2, `unknown command "deploi"`},
+		{"tag without =", []string{"members", "--tag", "segmentqa"}, 2, "must be key=regexp"},
+		{"tag regexp does not compile", []string{"members", "--tag", "segment=qa(["}, 2, "does not compile"},
+		{"missing module", []string{"deploy", "--ref", "v1"}, 2, `"module"`},
+		{"module with shell metacharacters", []string{"deploy", "--rpc-addr", dead, "--module", "motd;rm -rf /", "--ref", "v1"}, 2, "module name"},
+		{"bad ref", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "--upload-pack=x"}, 2, "git ref"},
+		{"bad format", []string{"members", "--format", "yaml"}, 2, "--format"},
+		{"bad color", []string{"members", "--color", "pink"}, 2, "--color"},
+		{"stray argument", []string{"members", "extra"}, 2, "takes no arguments"},
+		{"agent not running", []string{"members", "--rpc-addr", dead}, 5, "not reachable"},
+		{"agent not running on deploy", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "v1"}, 5, "not reachable"},
+		{"report without logging service", []string{"report", "some-id"}, 2, "--log-url"},
+		{"report with unreachable logging service", []string{"report", "--log-url", "http://" + dead, "some-id"}, 5, dead},
+		{"report bad id", []string{"report", "--log-url", "http://" + dead, "bad id;x"}, 2, "deploy id"},
+		{"logging service down before deploy", []string{"deploy", "--log-url", "http://" + dead, "--rpc-addr", dead, "--module", "motd", "--ref", "v1"}, 5, "nothing was deployed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := fleet.Run(t, bin, nil, c.args...)
+			if r.Code != c.code {
+				t.Fatalf("exit %d, want %d\n%s", r.Code, c.code, r)
+			}
+			oneLine(t, r, c.want)
+		})
+	}
+}
+
+func TestHelpListsExitCodes(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"deploy", "--help"}} {
+		r := fleet.Run(t, bin, nil, args...)
+		if r.Code != 0 {
+			t.Fatalf("%v: %s", args, r)
+		}
+		for _, want := range []string{"EXIT CODES", " 0  every target finished", " 5  infrastructure", "Worth an automatic retry: 5"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Fatalf("%v: help lacks %q:\n%s", args, want, r.Stdout)
+			}
+		}
+	}
+}
+
+func TestExplainIsTheOnlyMapping(t *testing.T) {
+	// run() without a process: the same contract in-process, for coverage
+	// of the error mapping.
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"serfdeploy", "members", "--tag", "=x"}, iostreams.Test(nil, &out, &errb), func(string) string { return "" })
+	if code != 2 || !strings.HasPrefix(errb.String(), "serfdeploy: ") || strings.Count(errb.String(), "\n") != 1 {
+		t.Fatalf("exit %d stderr %q", code, errb.String())
+	}
+}

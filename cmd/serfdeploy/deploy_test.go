@@ -1,0 +1,323 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+)
+
+// qaFleet: one master and three agents, the article's topology.
+func qaFleet(t *testing.T, opts fleet.Options) *fleet.Fleet {
+	opts.Bin = bin
+	opts.Nodes = []fleet.Node{
+		{Name: "master-01", Master: true},
+		{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
+		{Name: "agent-02", Tags: map[string]string{"segment": "qa"}},
+		{Name: "agent-03", Tags: map[string]string{"segment": "prod"}},
+	}
+	return fleet.Start(t, opts)
+}
+
+var fast = []string{"--poll-interval", "500ms", "--timeout", "3m"}
+
+func deployArgs(extra ...string) []string {
+	return append(append([]string{"deploy", "--module", "motd"}, fast...), extra...)
+}
+
+func decodeResult(t *testing.T, r fleet.Result) orchestrate.Result {
+	t.Helper()
+	var res orchestrate.Result
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("--format json output does not decode: %v\n%s", err, r)
+	}
+	return res
+}
+
+func states(res orchestrate.Result) map[string]string {
+	m := map[string]string{}
+	for _, n := range res.Nodes {
+		m[n.Node] = n.State
+	}
+	return m
+}
+
+func TestDeployToQA(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI([]string{"BUILD_TAG=jenkins-release-7", "BUILD_URL=https://ci.example/job/release/7/", "JOB_NAME=release"},
+		deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("deploy: %s", r)
+	}
+	res := decodeResult(t, r)
+	if res.ID != "jenkins-release-7" || res.ExitCode != 0 || res.Build == nil || res.Build.Job != "release" {
+		t.Fatalf("result header %+v", res)
+	}
+	if got := states(res); len(got) != 2 || got["agent-01"] != "finished" || got["agent-02"] != "finished" {
+		t.Fatalf("nodes %v", got)
+	}
+	for _, n := range res.Nodes {
+		if n.ExitCode == nil || *n.ExitCode != 2 || n.Changed != 1 || n.Total == 0 {
+			t.Fatalf("%s: %+v", n.Node, n)
+		}
+	}
+	for _, n := range []string{"agent-01", "agent-02"} {
+		if got := f.File(n); got != "motd v1 on "+n+"\n" {
+			t.Fatalf("%s file %q", n, got)
+		}
+	}
+	if got := f.File("agent-03"); got != "" {
+		t.Fatalf("the prod node was touched: %q", got)
+	}
+	// Jenkins' console: timestamped lines per state change, no escapes.
+	if !strings.Contains(r.Stderr, "agent-01") || !strings.Contains(r.Stderr, "finished") || strings.Contains(r.Stderr, "\x1b[") {
+		t.Fatalf("progress lines:\n%s", r.Stderr)
+	}
+	if line := strings.SplitN(r.Stderr, "\n", 2)[0]; !strings.Contains(line, "deploy id jenkins-release-7") {
+		t.Fatalf("the deploy id is not printed first: %q", line)
+	}
+
+	// v2 over v1, text summary this time.
+	f.Repo.CommitModule("v2", f.Files, "")
+	r = f.CLI(nil, deployArgs("--ref", "v2", "--tag", "segment=qa", "--id", "second")...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "every target finished without failures") {
+		t.Fatalf("deploy v2: %s", r)
+	}
+	if got := f.File("agent-02"); got != "motd v2 on agent-02\n" {
+		t.Fatalf("agent-02 after v2: %q", got)
+	}
+
+	// status: idle now, last run is "second".
+	r = f.CLI(nil, "status", "--tag", "segment=qa", "--format", "json")
+	if r.Code != 0 {
+		t.Fatalf("status: %s", r)
+	}
+	var rep orchestrate.StatusReport
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Nodes) != 2 || rep.Nodes[0].Status.Running != "" || rep.Nodes[0].Status.Last == nil || rep.Nodes[0].Status.Last.ID != "second" {
+		t.Fatalf("status %+v", rep)
+	}
+	r = f.CLI(nil, "status", "--id", "jenkins-release-7", "--node", "master-01")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "sync triggered") {
+		t.Fatalf("status of the master: %s", r)
+	}
+}
+
+// failOn is module code that fails on one node only.
+func failOn(node string) string {
+	return `  if $trusted['certname'] == '` + node + `' {
+    exec { 'break-on-` + node + `': command => '/bin/false' }
+  }`
+}
+
+func TestDeployFailingOnOneNode(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2-broken", f.Files, failOn("agent-02"))
+	dir := t.TempDir()
+	junitPath := filepath.Join(dir, "junit.xml")
+	mdPath := filepath.Join(dir, "summary.md")
+	r := f.CLI(nil, deployArgs("--ref", "v2-broken", "--tag", "segment=qa", "--junit", junitPath, "--summary-file", mdPath)...)
+	if r.Code != 1 {
+		t.Fatalf("want exit 1: %s", r)
+	}
+	var line string
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if strings.HasPrefix(l, "agent-02 ") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "failed") || !strings.Contains(line, "resources_failed") {
+		t.Fatalf("summary line for agent-02: %q\n%s", line, r.Stdout)
+	}
+	if fields := strings.Fields(line); len(fields) < 6 || fields[4] != "1" {
+		t.Fatalf("agent-02's failed count is not 1: %q", line)
+	}
+	if !strings.Contains(r.Stdout, "Exec[break-on-agent-02]") {
+		t.Fatalf("the failed resource is not named:\n%s", r.Stdout)
+	}
+	if f.File("agent-01") != "motd v2-broken on agent-01\n" {
+		t.Fatalf("agent-01 should have applied: %q", f.File("agent-01"))
+	}
+	suites := parseJUnit(t, junitPath)
+	s := suites.Suites[0]
+	if s.Tests != 2 || s.Failures != 1 || s.Errors != 0 {
+		t.Fatalf("junit counts %+v", s)
+	}
+	md, _ := os.ReadFile(mdPath)
+	if !strings.Contains(string(md), "| agent-02 | failed |") {
+		t.Fatalf("markdown:\n%s", md)
+	}
+}
+
+func TestDeployNodeLostDuringRun(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2-slow", f.Files, `  if $trusted['certname'] == 'agent-02' {
+    exec { 'slow': command => '/bin/sleep 60' }
+  }`)
+	go func() {
+		// Kill agent-02's serf agent once its run is under way.
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if b, _ := os.ReadFile(filepath.Join(f.StateDir("agent-02"), "active")); len(b) > 0 {
+				time.Sleep(2 * time.Second)
+				f.Cluster.Node("agent-02").Kill()
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	r := f.CLI(nil, deployArgs("--ref", "v2-slow", "--tag", "segment=qa", "--format", "json")...)
+	took := time.Since(start)
+	if r.Code != 4 {
+		t.Fatalf("want exit 4: %s", r)
+	}
+	res := decodeResult(t, r)
+	if got := states(res); got["agent-02"] != "lost" || got["agent-01"] != "finished" {
+		t.Fatalf("states %v", got)
+	}
+	t.Logf("deploy with a lost node returned after %s (run would take 60s, timeout 3m)", took.Round(time.Second))
+	if took > 55*time.Second {
+		t.Fatalf("lost node noticed only after %s: it waited for the run instead of serf's failure detection", took)
+	}
+}
+
+func TestDeployTimeout(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2-hang", f.Files, `  if $trusted['certname'] == 'agent-01' {
+    exec { 'hang': command => '/bin/sleep 120' }
+  }`)
+	r := f.CLI(nil, "deploy", "--module", "motd", "--ref", "v2-hang", "--tag", "segment=qa", "--poll-interval", "500ms", "--timeout", "25s")
+	if r.Code != 4 {
+		t.Fatalf("want exit 4: %s", r)
+	}
+	if !strings.Contains(r.Stdout, "agent-01") || !strings.Contains(r.Stdout, "timeout") {
+		t.Fatalf("summary does not name the node that timed out:\n%s", r.Stdout)
+	}
+}
+
+func TestDeployErrors(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=staging")...)
+	if r.Code != 3 || !strings.Contains(r.Stderr, "segment=staging") {
+		t.Fatalf("no match: %s", r)
+	}
+	r = f.CLI(nil, deployArgs("--ref", "no-such-ref", "--tag", "segment=qa")...)
+	if r.Code != 5 || !strings.Contains(r.Stderr+r.Stdout, "no-such-ref") || !strings.Contains(strings.ToLower(r.Stderr+r.Stdout), "couldn't find remote ref") {
+		t.Fatalf("bad ref: %s", r)
+	}
+	if f.File("agent-01") != "" {
+		t.Fatal("an agent ran after a failed code sync")
+	}
+	args := deployArgs("--ref", "v1")
+	for i := 0; i < 40; i++ {
+		args = append(args, "--node", "agent-01")
+	}
+	r = f.CLI(nil, args...)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "512") {
+		t.Fatalf("oversize payload: %s", r)
+	}
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--master-tag", "role=nomaster")...)
+	if r.Code != 5 || !strings.Contains(r.Stderr, "master") {
+		t.Fatalf("no master: %s", r)
+	}
+}
+
+func TestRunAndBusy(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa")...)
+	if r.Code != 0 {
+		t.Fatalf("deploy: %s", r)
+	}
+	// Ad-hoc run on every non-master node, prod included.
+	r = f.CLI(nil, append([]string{"run", "--format", "json"}, fast...)...)
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	res := decodeResult(t, r)
+	if got := states(res); len(got) != 3 || got["agent-03"] != "finished" {
+		t.Fatalf("run states %v", got)
+	}
+	if f.File("agent-03") != "motd v1 on agent-03\n" {
+		t.Fatalf("run on agent-03 did not apply the installed module: %q", f.File("agent-03"))
+	}
+
+	// A run while another one is in progress answers busy.
+	f.Repo.CommitModule("v3-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 15' }`)
+	done := make(chan fleet.Result)
+	go func() { done <- f.CLI(nil, deployArgs("--ref", "v3-slow", "--node", "agent-01", "--id", "slow-one")...) }()
+	waitFile(t, filepath.Join(f.StateDir("agent-01"), "active"))
+	r = f.CLI(nil, append([]string{"run", "--node", "agent-01", "--format", "json"}, fast...)...)
+	if r.Code != 1 {
+		t.Fatalf("run during a run: %s", r)
+	}
+	res = decodeResult(t, r)
+	if res.Nodes[0].State != "busy" || !strings.Contains(res.Nodes[0].Message, "slow-one") {
+		t.Fatalf("busy node %+v", res.Nodes[0])
+	}
+	st := f.CLI(nil, "status", "--node", "agent-01")
+	if !strings.Contains(st.Stdout, "running slow-one") {
+		t.Fatalf("status during the run: %s", st)
+	}
+	if first := <-done; first.Code != 0 {
+		t.Fatalf("the slow deploy: %s", first)
+	}
+}
+
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not appear", path)
+}
+
+type junitSuites struct {
+	XMLName xml.Name `xml:"testsuites"`
+	Suites  []struct {
+		Name     string `xml:"name,attr"`
+		Tests    int    `xml:"tests,attr"`
+		Failures int    `xml:"failures,attr"`
+		Errors   int    `xml:"errors,attr"`
+		Cases    []struct {
+			Name      string `xml:"name,attr"`
+			Classname string `xml:"classname,attr"`
+			Time      string `xml:"time,attr"`
+			Failure   *struct {
+				Message string `xml:"message,attr"`
+				Body    string `xml:",chardata"`
+			} `xml:"failure"`
+			Error *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"error"`
+		} `xml:"testcase"`
+	} `xml:"testsuite"`
+}
+
+func parseJUnit(t *testing.T, path string) junitSuites {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s junitSuites
+	if err := xml.Unmarshal(b, &s); err != nil {
+		t.Fatalf("junit does not parse: %v\n%s", err, b)
+	}
+	if len(s.Suites) != 1 {
+		t.Fatalf("suites: %d", len(s.Suites))
+	}
+	return s
+}

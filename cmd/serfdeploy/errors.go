@@ -1,0 +1,53 @@
+package main
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/serfdeploy/serfdeploy/logclient"
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// exitError carries an exit code decided by a command whose message has
+// already been printed (e.g. a deploy that failed and showed its summary).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return "" }
+
+// explain turns any error into the exit code it stands for and the one
+// line the user reads. This is the only place that does so.
+func explain(err error) (int, string) {
+	var (
+		exit  exitError
+		usage usageError
+		orch  *orchestrate.Error
+		act   actionError
+	)
+	switch {
+	case errors.As(err, &exit):
+		return exit.code, ""
+	case errors.As(err, &usage):
+		return orchestrate.ExitUsage, usage.Error() + hint(usage.Error())
+	case errors.As(err, &orch):
+		return orch.Code, orch.Error()
+	case errors.Is(err, serfrpc.ErrUnreachable), errors.Is(err, serfrpc.ErrAuth), errors.Is(err, serfrpc.ErrGone):
+		return orchestrate.ExitInfra, err.Error()
+	case errors.Is(err, logclient.ErrUnreachable), errors.Is(err, logclient.ErrUnauthorized), errors.Is(err, logclient.ErrBadResponse):
+		return orchestrate.ExitInfra, err.Error()
+	case errors.As(err, &act):
+		// An error from our own code that is none of the above, e.g. a
+		// report file that cannot be written.
+		return orchestrate.ExitInfra, act.Error()
+	default:
+		// urfave/cli's own complaint about the command line.
+		return orchestrate.ExitUsage, err.Error() + hint(err.Error())
+	}
+}
+
+func hint(msg string) string {
+	if strings.Contains(msg, "see `serfdeploy") {
+		return ""
+	}
+	return "; see `serfdeploy --help`"
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/serfdeploy/serfdeploy/internal/render"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+func membersCommand(env *cliEnv) *cli.Command {
+	return &cli.Command{
+		Name:        "members",
+		Usage:       "list the cluster's members, filtered by tag and status",
+		Description: "Lists the members the local serf agent knows, like `serf members`, with the same\nanchored tag filters deploy and run use, so it shows exactly whom they would reach.",
+		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "status", Usage: "only members in this state: alive, failed, left or leaving"},
+		}),
+		Action: action(func(c *cli.Context) error {
+			if err := env.setup(c); err != nil {
+				return err
+			}
+			f, err := filterFrom(c)
+			if err != nil {
+				return err
+			}
+			status := c.String("status")
+			switch status {
+			case "", serfrpc.StatusAlive, serfrpc.StatusFailed, serfrpc.StatusLeft, serfrpc.StatusLeaving:
+			default:
+				return usageErrorf("--status %q is not one of alive, failed, left, leaving", status)
+			}
+			client, err := connect(c.Context, c)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			members, err := client.Members(c.Context, f, status)
+			if err != nil {
+				return err
+			}
+			if jsonOutput(c) {
+				if members == nil {
+					members = []serfrpc.Member{}
+				}
+				return render.JSON(env.io.Out, members)
+			}
+			tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tTAGS")
+			for _, m := range members {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, tagsText(m.Tags))
+			}
+			return tw.Flush()
+		}),
+	}
+}
+
+func tagsText(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + tags[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func concat(groups ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out
+}

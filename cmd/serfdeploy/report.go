@@ -1,0 +1,51 @@
+package main
+
+import (
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+)
+
+func reportCommand(env *cliEnv) *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "show a past deploy's per-node result, read from the logging service alone",
+		ArgsUsage: "DEPLOY-ID",
+		Description: "Reads every node's records of DEPLOY-ID from the logging service (no serf agent needed)\n" +
+			"and prints the summary deploy printed, with the same exit code.",
+		Flags: concat(outputFlags(), logFlags(), []cli.Flag{
+			&cli.DurationFlag{Name: "since", Value: 7 * 24 * time.Hour, Usage: "how far back to search"},
+			&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report to this file"},
+			&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
+			&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file"},
+		}),
+		Action: action(func(c *cli.Context) error {
+			if err := env.setup(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return usageErrorf("report takes one deploy id, e.g. serfdeploy report jenkins-release-42")
+			}
+			if err := checkDurations(c, "since"); err != nil {
+				return err
+			}
+			logs, err := logClient(c)
+			if err != nil {
+				return err
+			}
+			if logs == nil {
+				return usageErrorf("report reads the logging service: set --log-url or SERFDEPLOY_LOG_URL")
+			}
+			res, err := orchestrate.Report(c.Context, logs, c.Args().First(), time.Now().Add(-c.Duration("since")))
+			if err != nil {
+				return err
+			}
+			if err := env.writeResult(c, res); err != nil {
+				return err
+			}
+			return exitError{res.ExitCode}
+		}),
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/serfdeploy/serfdeploy/internal/render"
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+func statusCommand(env *cliEnv) *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show each matching node's Puppet state now, or its phase of one deploy",
+		Description: "Without --id: each node is idle or running (with the deploy id), and its last run's result\n" +
+			"and age. With --id: each node's phase of that deploy, and the exit code deploy would give.\n" +
+			"Exits 4 when a node did not answer.",
+		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
+			&cli.StringFlag{Name: "id", Usage: "a deploy id: show each node's phase of it"},
+			&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long to wait for slow nodes"},
+		}),
+		Action: action(func(c *cli.Context) error {
+			if err := env.setup(c); err != nil {
+				return err
+			}
+			f, err := filterFrom(c)
+			if err != nil {
+				return err
+			}
+			if err := checkDurations(c, "query-timeout"); err != nil {
+				return err
+			}
+			client, err := connect(c.Context, c)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			rep, err := orchestrate.Status(c.Context, client, f, c.String("id"), c.Duration("query-timeout"))
+			if err != nil {
+				return err
+			}
+			if jsonOutput(c) {
+				err = render.JSON(env.io.Out, rep)
+			} else {
+				err = printStatus(env, rep)
+			}
+			if err != nil {
+				return err
+			}
+			return exitError{rep.ExitCode}
+		}),
+	}
+}
+
+func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
+	now := time.Now()
+	tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
+	if rep.ID != "" {
+		fmt.Fprintln(tw, "NODE\tROLE\tPHASE\tEXIT\tCHANGED\tFAILED\tTOTAL\tDETAIL")
+	} else {
+		fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tLAST DEPLOY\tLAST RESULT\tEXIT\tAGE\tDETAIL")
+	}
+	for _, n := range rep.Nodes {
+		st := n.Status
+		if st == nil {
+			fmt.Fprintf(tw, "%s\t-\tno answer\t\t\t\t\t%s\n", n.Node, n.Problem)
+			continue
+		}
+		if rep.ID != "" {
+			phase, detail := st.Phase, st.Message
+			if st.Sync != "" {
+				phase, detail = "sync "+st.Sync, st.SyncMsg
+			}
+			if st.Reason != "" {
+				detail = st.Reason + ": " + detail
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Node, st.Role, phase, exitOf(st.Exit), st.Changed, st.Failed, st.Total, detail)
+			continue
+		}
+		state := "idle"
+		if st.Running != "" {
+			state = "running " + st.Running
+		}
+		last, result, exit, age, detail := "-", "-", "-", "-", ""
+		if l := st.Last; l != nil {
+			last, result, exit, detail = l.ID, l.Phase, exitOf(l.Exit), l.Message
+			if l.Reason != "" {
+				detail = l.Reason + ": " + detail
+			}
+			if l.Finished > 0 {
+				age = now.Sub(time.Unix(l.Finished, 0)).Round(time.Second).String()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, detail)
+	}
+	return tw.Flush()
+}
+
+func exitOf(code *int) string {
+	if code == nil {
+		return "-"
+	}
+	return fmt.Sprint(*code)
+}
+
+var _ = protocol.Version
