@@ -1,0 +1,75 @@
+#!/bin/sh
+# Run Grafana Loki single-binary on loopback with filesystem storage, for
+# the demo (tests use internal/lokitest).
+#
+# Usage: scripts/loki.sh start DIR HTTP_PORT GRPC_PORT [BINARY]   (pid in DIR/loki.pid, log in DIR/loki.log)
+#        scripts/loki.sh wait URL                                 (until /ready answers, at most 120s)
+#        scripts/loki.sh stop DIR
+set -eu
+
+cmd=${1:-}
+case "$cmd" in
+start)
+	dir=$2 http=$3 grpc=$4
+	bin=${5:-$(sh "$(dirname "$0")/build-loki.sh")}
+	mkdir -p "$dir"
+	cat > "$dir/loki.yaml" <<YAML
+auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: $http
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: $grpc
+  log_level: warn
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: $dir/data
+  storage:
+    filesystem:
+      chunks_directory: $dir/data/chunks
+      rules_directory: $dir/data/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+schema_config:
+  configs:
+    - from: 2020-01-01
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+limits_config:
+  reject_old_samples: false
+analytics:
+  reporting_enabled: false
+YAML
+	"$bin" -config.file="$dir/loki.yaml" > "$dir/loki.log" 2>&1 &
+	echo $! > "$dir/loki.pid"
+	;;
+wait)
+	url=$2
+	i=0
+	until curl -fsS "$url/ready" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -gt 240 ]; then
+			echo "loki.sh: Loki at $url not ready after 120s" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+	;;
+stop)
+	dir=$2
+	if [ -f "$dir/loki.pid" ]; then
+		kill "$(cat "$dir/loki.pid")" 2>/dev/null || true
+		rm -f "$dir/loki.pid"
+	fi
+	;;
+*)
+	sed -n '2,8p' "$0" >&2
+	exit 2
+	;;
+esac
