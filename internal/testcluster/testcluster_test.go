@@ -1,0 +1,63 @@
+package testcluster
+
+import (
+	"encoding/json"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClusterLifecycle(t *testing.T) {
+	start := time.Now()
+	c := Start(t, Options{Handler: "echo answer-from-{name}"},
+		NodeSpec{Name: "n1", Tags: map[string]string{"segment": "qa"}},
+		NodeSpec{Name: "n2", Tags: map[string]string{"segment": "qa"}},
+		NodeSpec{Name: "n3", Tags: map[string]string{"segment": "prod"}},
+	)
+	t.Logf("3 agents joined in %s", time.Since(start).Round(time.Millisecond))
+	ms := c.Members(t, c.Node("n3"))
+	if len(ms) != 3 {
+		t.Fatalf("members %+v", ms)
+	}
+	for _, m := range ms {
+		if m.Status != "alive" || m.Tags["segment"] != c.Node(m.Name).Tags["segment"] {
+			t.Fatalf("member %+v", m)
+		}
+	}
+
+	// The handler answers queries: every node's answer arrives.
+	out, err := exec.Command("serf", "query", "-rpc-addr", c.Node("n1").RPCAddr, "-format", "json", "-timeout", "2s", "ping", "x").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q struct {
+		Responses map[string]string `json:"Responses"`
+	}
+	if err := json.Unmarshal(out, &q); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got []string
+	for node, answer := range q.Responses {
+		got = append(got, node+"="+strings.TrimSpace(answer))
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != "n1=answer-from-n1,n2=answer-from-n2,n3=answer-from-n3" {
+		t.Fatalf("responses %v", got)
+	}
+
+	c.AddNode(t, NodeSpec{Name: "n4"})
+	c.Node("n2").Kill()
+	c.Node("n2").Kill() // twice is fine
+	c.WaitStatus(t, c.Node("n1"), "n2", "failed", 0)
+	c.Node("n3").Stop()
+	c.WaitStatus(t, c.Node("n4"), "n3", "left", 0)
+}
+
+func TestAuthKey(t *testing.T) {
+	c := Start(t, Options{RPCAuth: "k3y"}, NodeSpec{Name: "a"}, NodeSpec{Name: "b"})
+	if err := exec.Command("serf", "members", "-rpc-addr", c.Node("a").RPCAddr, "-rpc-auth", "wrong").Run(); err == nil {
+		t.Fatal("a wrong key was accepted: the agent did not get -rpc-auth")
+	}
+}
