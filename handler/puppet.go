@@ -133,7 +133,7 @@ func lastResource(s string) string {
 func errorLines(entries []logEntry, output string) []string {
 	var out []string
 	for _, e := range entries {
-		if e.Level == "err" {
+		if e.Level == "err" && !facterNoise(e.Message) {
 			out = append(out, e.Message)
 		}
 	}
@@ -141,11 +141,18 @@ func errorLines(entries []logEntry, output string) []string {
 		return out
 	}
 	for _, line := range strings.Split(output, "\n") {
-		if msg, ok := strings.CutPrefix(strings.TrimSpace(stripANSI(line)), "Error: "); ok {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(stripANSI(line)), "Error: "); ok && !facterNoise(msg) {
 			out = append(out, msg)
 		}
 	}
 	return out
+}
+
+// facterNoise is an error Facter logs when it cannot read another process's
+// environment (containers, sandboxes); it never fails a run, so it must not
+// stand for the run's error.
+func facterNoise(msg string) bool {
+	return strings.Contains(msg, "/proc/1/environ")
 }
 
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
