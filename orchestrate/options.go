@@ -51,6 +51,13 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// Check validates options the way Deploy (deploy true) and Run do, so
+// that a caller can refuse bad input before connecting to anything.
+func Check(o Options, deploy bool) error {
+	o.setDefaults()
+	return o.validate(deploy)
+}
+
 // validate checks what the user gave before anything is sent.
 func (o *Options) validate(deploy bool) error {
 	if err := protocol.ValidID(o.ID); err != nil {

@@ -81,7 +81,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 			}
 			ns.Answered, ns.Status = true, &st
 			if id != "" {
-				states = append(states, NodeResult{Node: m.Name, State: finalOrRunning(st.Phase)})
+				states = append(states, NodeResult{Node: m.Name, State: stateForStatus(&st)})
 			}
 		}
 		rep.Nodes = append(rep.Nodes, ns)
@@ -95,13 +95,21 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 	return rep, nil
 }
 
-// finalOrRunning maps a phase for the exit decision of `status --id`:
-// a node that never heard of the id counts as unfinished.
-func finalOrRunning(phase string) string {
-	switch s := stateOf(phase); s {
-	case StateWaiting:
+// stateForStatus maps an answer for the exit decision of `status --id`: a
+// master that was not a target counts by its code sync; a node that never
+// heard of the id counts as unfinished.
+func stateForStatus(st *protocol.Status) string {
+	if st.Phase == protocol.PhaseUnknown && st.Sync != "" {
+		switch st.Sync {
+		case protocol.PhaseTriggered:
+			return StateFinished
+		case protocol.PhaseFailed:
+			return StateFailed
+		}
 		return StateRunning
-	default:
+	}
+	if s := stateOf(st.Phase); s != StateWaiting {
 		return s
 	}
+	return StateRunning
 }

@@ -49,7 +49,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown command", []string{"deploi"}, 2, `unknown command "deploi"`},
 		{"tag without =", []string{"members", "--tag", "segmentqa"}, 2, "must be key=regexp"},
 		{"tag regexp does not compile", []string{"members", "--tag", "segment=qa(["}, 2, "does not compile"},
-		{"missing module", []string{"deploy", "--ref", "v1"}, 2, `"module"`},
+		{"missing module", []string{"deploy", "--ref", "v1"}, 2, "deploy needs --module"},
 		{"module with shell metacharacters", []string{"deploy", "--rpc-addr", dead, "--module", "motd;rm -rf /", "--ref", "v1"}, 2, "module name"},
 		{"bad ref", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "--upload-pack=x"}, 2, "git ref"},
 		{"bad format", []string{"members", "--format", "yaml"}, 2, "--format"},

@@ -36,8 +36,8 @@ func deployCommand(env *cliEnv) *cli.Command {
 			"alive nodes matching --tag/--node; with no filter, every node but the masters). serfdeploy then\n" +
 			"polls every target until it has finished, failed or is lost, prints a summary and exits.",
 		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "module", Required: true, Usage: "Puppet module name"},
-			&cli.StringFlag{Name: "ref", Required: true, Usage: "git branch, tag or commit to deploy"},
+			&cli.StringFlag{Name: "module", Usage: "Puppet module name (required)"},
+			&cli.StringFlag{Name: "ref", Usage: "git branch, tag or commit to deploy (required)"},
 		}, watchFlags(), logFlags()),
 		Action: action(func(c *cli.Context) error {
 			return env.watchCommand(c, "deploy")
@@ -80,6 +80,17 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 		LogWait: c.Duration("log-wait"),
 	}
 	if err := checkDurations(c, "timeout", "poll-interval", "query-timeout", "missed-after", "log-wait"); err != nil {
+		return err
+	}
+	if kind == "deploy" {
+		for _, name := range []string{"module", "ref"} {
+			if c.String(name) == "" {
+				return usageErrorf("deploy needs --%s, e.g. serfdeploy deploy --module profile_web --ref v1.2.0 --tag segment=qa", name)
+			}
+		}
+	}
+	// Bad input is refused before anything is sent or even connected to.
+	if err := orchestrate.Check(opts, kind == "deploy"); err != nil {
 		return err
 	}
 	logs, err := logClient(c)
