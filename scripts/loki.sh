@@ -2,16 +2,16 @@
 # Run Grafana Loki single-binary on loopback with filesystem storage, for
 # the demo (tests use internal/lokitest).
 #
-# Usage: scripts/loki.sh start DIR HTTP_PORT GRPC_PORT [BINARY]   (pid in DIR/loki.pid, log in DIR/loki.log)
+# Usage: scripts/loki.sh config DIR HTTP_PORT GRPC_PORT            (writes DIR/loki.yaml only)
+#        scripts/loki.sh start DIR HTTP_PORT GRPC_PORT [BINARY]   (pid in DIR/loki.pid, log in DIR/loki.log)
 #        scripts/loki.sh wait URL                                 (until /ready answers, at most 120s)
 #        scripts/loki.sh stop DIR
 set -eu
 
-cmd=${1:-}
-case "$cmd" in
-start)
-	dir=$2 http=$3 grpc=$4
-	bin=${5:-$(sh "$(dirname "$0")/build-loki.sh")}
+# config DIR HTTP_PORT GRPC_PORT: the single-binary config, filesystem
+# storage under DIR, loopback only, no auth.
+config() {
+	dir=$1 http=$2 grpc=$3
 	mkdir -p "$dir"
 	cat > "$dir/loki.yaml" <<YAML
 auth_enabled: false
@@ -46,6 +46,17 @@ limits_config:
 analytics:
   reporting_enabled: false
 YAML
+}
+
+cmd=${1:-}
+case "$cmd" in
+config)
+	config "$2" "$3" "$4"
+	;;
+start)
+	dir=$2
+	bin=${5:-$(sh "$(dirname "$0")/build-loki.sh")}
+	config "$2" "$3" "$4"
 	"$bin" -config.file="$dir/loki.yaml" > "$dir/loki.log" 2>&1 &
 	echo $! > "$dir/loki.pid"
 	;;
@@ -69,7 +80,7 @@ stop)
 	fi
 	;;
 *)
-	sed -n '2,8p' "$0" >&2
+	sed -n '2,9p' "$0" >&2
 	exit 2
 	;;
 esac
