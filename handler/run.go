@@ -57,6 +57,13 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 			rec.ConfigVersion = summary.configVersion()
 		}
 		rec.FailedResources = failedResources(entries)
+		if rec.Reason == protocol.ReasonResourcesFailed && len(rec.FailedResources) > 0 {
+			// The status answer has room for one resource; name it, so
+			// that a summary without the logging service still says what
+			// failed.
+			first := rec.FailedResources[0]
+			rec.Message = protocol.Truncate(fmt.Sprintf("%s: %s: %s", resourcesMessage(summary, ""), first.Resource, first.Message), 2000)
+		}
 	}
 	if err := n.st.save(rec); err != nil {
 		return err

@@ -2,7 +2,6 @@ package orchestrate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -36,6 +35,7 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
+	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts), time.Now()
 	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
 		return nil, infra(err)
 	}
@@ -85,12 +85,8 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 	_ = masters
 	w := newWatch(rpc, &opts, "run", targets, nil)
-	payload, err := json.Marshal(protocol.RunRequest{
-		ID: opts.ID, Environment: opts.Environment, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
-	})
-	if err != nil {
-		return nil, err
-	}
+	payload := runRequest(&opts)
+	w.runPayload = payload
 	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
 	res, err := rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: opts.Filter,
@@ -99,7 +95,7 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, infra(err)
 	}
-	w.triggeredAt = time.Now()
+	w.triggeredAt, w.lastSent = time.Now(), time.Now()
 	for _, r := range res.Responses {
 		w.runAnswer(r)
 	}

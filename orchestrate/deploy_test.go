@@ -492,3 +492,58 @@ func TestReportFromLog(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+func TestRunRequestResentToNodesThatMissedIt(t *testing.T) {
+	f := cluster(finishedOK)
+	inner := f.answer
+	gotRun := false
+	f.answer = func(n, q string, p []byte) []byte {
+		if n != "qa2" {
+			return inner(n, q, p)
+		}
+		if q == protocol.QueryPuppetRun {
+			var req protocol.RunRequest
+			if err := protocol.DecodeStrict(p, &req); err != nil || req.ID != "d20" || req.Module != "motd" || req.Ref != "v1" {
+				t.Errorf("resent request %s: %v", p, err)
+			}
+			gotRun = true
+			b, _ := json.Marshal(protocol.RunAnswer{V: 1, Node: n, Result: protocol.RunStarted})
+			return b
+		}
+		if !gotRun {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown})
+		}
+		return inner(n, q, p)
+	}
+	opts := qaOptions("d20")
+	opts.PollInterval = 50 * time.Millisecond
+	opts.MissedAfter = 30 * time.Second
+	res, err := Deploy(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gotRun || res.ExitCode != ExitOK || res.Nodes[1].State != StateFinished {
+		t.Fatalf("resent %v, exit %d, qa2 %+v", gotRun, res.ExitCode, res.Nodes[1])
+	}
+}
+
+func TestDeployEventFiredAgainWhenNoMasterHeardIt(t *testing.T) {
+	f := cluster(finishedOK)
+	inner := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if len(f.events) < 2 && q == protocol.QueryPuppetStatus {
+			// Nobody got the first event.
+			return statusJSON(protocol.Status{Node: n, Phase: protocol.PhaseUnknown})
+		}
+		return inner(n, q, p)
+	}
+	opts := qaOptions("d21")
+	opts.PollInterval = 50 * time.Millisecond
+	res, err := Deploy(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.events) != 2 || res.ExitCode != ExitOK {
+		t.Fatalf("%d events, exit %d", len(f.events), res.ExitCode)
+	}
+}

@@ -25,6 +25,11 @@ type watch struct {
 	masters     map[string]*MasterResult
 	order       []string
 	triggeredAt time.Time // zero until a master has fired puppetrun (or the run was fired)
+	// eventPayload and runPayload are sent again to nodes that missed them
+	// (resend.go); lastSent is when anything was last sent.
+	eventPayload []byte
+	runPayload   []byte
+	lastSent     time.Time
 	garbled     map[string]int
 }
 
@@ -124,6 +129,9 @@ func (w *watch) poll(ctx context.Context) error {
 		if err := w.statusAnswer(r); err != nil {
 			return err
 		}
+	}
+	if rerr := w.resend(ctx); rerr != nil {
+		return rerr
 	}
 	w.checkMissed()
 	return err

@@ -268,8 +268,10 @@ func EncodeDeploy(d *Deploy) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxEventPayload {
-		return nil, &ErrTooLarge{What: "the deploy event payload", Size: len(b), Limit: MaxEventPayload}
+	// Serf counts the event's name with its payload (measured: a 507-byte
+	// deploy payload is refused with "exceeds configured limit of 512 bytes").
+	if limit := MaxEventPayload - len(EventDeploy); len(b) > limit {
+		return nil, &ErrTooLarge{What: "the deploy event (payload plus its name)", Size: len(b) + len(EventDeploy), Limit: MaxEventPayload}
 	}
 	return b, nil
 }

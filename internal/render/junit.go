@@ -33,12 +33,10 @@ func JUnit(w io.Writer, res *orchestrate.Result) error {
 		suite.AddProperty("build_url", res.Build.URL)
 	}
 	suite.AddProperty("exit_code", fmt.Sprint(res.ExitCode))
+	// Test cases are the target nodes only; the masters' code sync is
+	// context, kept as properties.
 	for _, m := range res.Masters {
-		tc := junit.Testcase{Name: m.Node + " code sync", Classname: suite.Name + ".masters"}
-		if m.Phase == "failed" || m.Phase == orchestrate.StateLost {
-			tc.Error = &junit.Result{Message: "code sync " + m.Phase + ": " + oneLine(m.Message, 300), Type: "sync", Data: m.Message}
-		}
-		suite.AddTestcase(tc)
+		suite.AddProperty("master."+m.Node, strings.TrimSpace(m.Phase+" "+m.Commit+" "+oneLine(m.Message, 200)))
 	}
 	for _, n := range res.Nodes {
 		suite.AddTestcase(testcase(suite.Name, n))

@@ -1,0 +1,79 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Serf delivers events and queries by gossip, best effort: a node that has
+// just joined, or whose packets were lost, can miss one (seen here: a node
+// that joined a second before a deploy got neither the event nor the
+// puppetrun query, and learnt of the event 15 s later by anti-entropy).
+// Nodes dedupe by deploy id, so sending again is always safe; the watcher
+// does so rather than wait and report them missed.
+
+// resendEvery is how long the watcher waits for a sign of life before it
+// sends again.
+const resendEvery = 4 * time.Second
+
+// resend fires the deploy event again while no master has heard of it, and
+// the puppetrun query again to targets that know nothing of the run after
+// the trigger.
+func (w *watch) resend(ctx context.Context) error {
+	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() && time.Since(w.lastSent) >= resendEvery {
+		w.lastSent = time.Now()
+		w.observer.note("no master has answered for the deploy yet: firing the deploy event again")
+		if err := w.rpc.FireEvent(ctx, protocol.EventDeploy, w.eventPayload, false); err != nil {
+			return infra(err)
+		}
+		return nil
+	}
+	if w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < resendEvery || time.Since(w.lastSent) < resendEvery {
+		return nil
+	}
+	var waiting []string
+	for _, name := range w.order {
+		if w.targets[name].State == StateWaiting {
+			waiting = append(waiting, name)
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	w.lastSent = time.Now()
+	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again", len(waiting)))
+	res, err := w.rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetRun, Payload: w.runPayload,
+		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting,
+	})
+	if err != nil && res == nil {
+		return infra(err)
+	}
+	for _, r := range res.Responses {
+		w.runAnswer(r)
+	}
+	return nil
+}
+
+func (w *watch) noMasterHeard() bool {
+	for _, m := range w.masters {
+		if m.Phase != protocol.PhaseUnknown {
+			return false
+		}
+	}
+	return true
+}
+
+// runRequest is the puppetrun payload for this watch.
+func runRequest(opts *Options) []byte {
+	b, _ := json.Marshal(protocol.RunRequest{
+		ID: opts.ID, Environment: opts.Environment, Module: opts.Module, Ref: opts.Ref,
+		SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+	})
+	return b
+}
