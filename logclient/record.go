@@ -190,4 +190,3 @@ func latest(recs []Record) map[string]Record {
 	}
 	return out
 }
-

@@ -30,7 +30,7 @@ type watch struct {
 	eventPayload []byte
 	runPayload   []byte
 	lastSent     time.Time
-	garbled     map[string]int
+	garbled      map[string]int
 }
 
 // A node whose answers cannot be read this many times in a row is given up.

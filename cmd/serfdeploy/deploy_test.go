@@ -253,7 +253,9 @@ func TestRunAndBusy(t *testing.T) {
 	// A run while another one is in progress answers busy.
 	f.Repo.CommitModule("v3-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 15' }`)
 	done := make(chan fleet.Result)
-	go func() { done <- f.CLI(nil, deployArgs("--ref", "v3-slow", "--node", "agent-01", "--id", "slow-one")...) }()
+	go func() {
+		done <- f.CLI(nil, deployArgs("--ref", "v3-slow", "--node", "agent-01", "--id", "slow-one")...)
+	}()
 	waitFile(t, filepath.Join(f.StateDir("agent-01"), "active"))
 	r = f.CLI(nil, append([]string{"run", "--node", "agent-01", "--format", "json"}, fast...)...)
 	if r.Code != 1 {

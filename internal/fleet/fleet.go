@@ -1,0 +1,244 @@
+// Package fleet builds the world the integration tests run in: the
+// serfdeploy binary, a git repository with a sample module, a cluster of
+// real serf agents whose handler is `serfdeploy handle`, each node with its
+// own config, state and Puppet directories, and a way to run the CLI as a
+// user does.
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/puppettest"
+	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+)
+
+// BuildBinary builds serfdeploy into dir and returns its path. Call it once
+// from TestMain.
+func BuildBinary(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "serfdeploy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/serfdeploy")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Node describes one node of a fleet.
+type Node struct {
+	Name   string
+	Tags   map[string]string
+	Master bool
+}
+
+// Options shape a fleet.
+type Options struct {
+	Bin   string
+	Nodes []Node
+	// Server, when set, makes agents run `puppet agent --test` against it and
+	// masters install into its code dir; otherwise agents run `puppet apply`
+	// of the master's modulepath (on one machine they share the disk).
+	Server  *puppettest.Server
+	LogURL  string
+	RPCAuth string
+	// Environment is the Puppet environment masters install into (default
+	// production); it is created unless MissingEnvironment is set.
+	Environment string
+	// PuppetTimeout bounds each run (handler's puppet.timeout); default 5m.
+	PuppetTimeout time.Duration
+	// ExtraConfig is appended to every node's YAML config.
+	ExtraConfig string
+}
+
+// Fleet is a running cluster with its module repository.
+type Fleet struct {
+	t       testing.TB
+	Opts    Options
+	Dir     string
+	Repo    *Repo
+	CodeDir string
+	Files   string // where the sample module writes each node's file
+	Cluster *testcluster.Cluster
+	Puppet  map[string]*puppettest.Node
+}
+
+// Start builds the fleet; everything stops with the test.
+func Start(t testing.TB, opts Options) *Fleet {
+	t.Helper()
+	if opts.Environment == "" {
+		opts.Environment = "production"
+	}
+	if opts.PuppetTimeout == 0 {
+		opts.PuppetTimeout = 5 * time.Minute
+	}
+	dir := t.TempDir()
+	f := &Fleet{t: t, Opts: opts, Dir: dir, Files: filepath.Join(dir, "files"), Puppet: map[string]*puppettest.Node{}}
+	must(t, os.MkdirAll(f.Files, 0o755))
+	f.Repo = NewRepo(t, filepath.Join(dir, "git", "motd"))
+	f.Repo.CommitModule("v1", f.Files, "")
+	if opts.Server != nil {
+		f.CodeDir = opts.Server.CodeDir
+		must(t, opts.Server.CreateEnvironment(opts.Environment))
+		must(t, opts.Server.WriteSitePP(opts.Environment, "node default { include motd }\n"))
+	} else {
+		f.CodeDir = filepath.Join(dir, "code")
+		envDir := filepath.Join(f.CodeDir, "environments", opts.Environment)
+		must(t, os.MkdirAll(filepath.Join(envDir, "modules"), 0o755))
+		must(t, os.MkdirAll(filepath.Join(envDir, "manifests"), 0o755))
+		must(t, os.WriteFile(filepath.Join(envDir, "manifests", "site.pp"), []byte("include motd\n"), 0o644))
+	}
+
+	var specs []testcluster.NodeSpec
+	for _, n := range opts.Nodes {
+		tags := map[string]string{"fqdn": n.Name}
+		for k, v := range n.Tags {
+			tags[k] = v
+		}
+		if n.Master {
+			tags["role"] = "puppetmaster"
+		}
+		pn, err := puppettest.NewNodeIn(filepath.Join(dir, "puppet", n.Name), n.Name)
+		must(t, err)
+		f.Puppet[n.Name] = pn
+		specs = append(specs, testcluster.NodeSpec{Name: n.Name, Tags: tags})
+	}
+	// The handler reads the node's config from a path known before the
+	// agents start, so that their very first events find it.
+	handlerCmd := fmt.Sprintf("%s handle --config %s/{name}.yaml", opts.Bin, filepath.Join(dir, "config"))
+	must(t, os.MkdirAll(filepath.Join(dir, "config"), 0o755))
+	for _, n := range opts.Nodes {
+		// The RPC address is only known once the agent runs; the config
+		// is completed below, before any deploy.
+		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, "")), 0o644))
+	}
+	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, RPCAuth: opts.RPCAuth}, specs...)
+	for _, n := range f.Cluster.Nodes() {
+		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, n.RPCAddr)), 0o644))
+	}
+	return f
+}
+
+func (f *Fleet) configPath(name string) string {
+	return filepath.Join(f.Dir, "config", name+".yaml")
+}
+
+// ModulePath is where masters install modules for env.
+func (f *Fleet) ModulePath(env string) string {
+	return filepath.Join(f.CodeDir, "environments", env, "modules")
+}
+
+// StateDir is a node's serfdeploy state directory.
+func (f *Fleet) StateDir(name string) string { return filepath.Join(f.Dir, "state", name) }
+
+func (f *Fleet) config(name, rpcAddr string) string {
+	pn := f.Puppet[name]
+	var cmd []string
+	if f.Opts.Server != nil {
+		cmd = pn.AgentArgs(f.Opts.Server)
+	} else {
+		cmd = pn.ApplyArgs(filepath.Join(f.CodeDir, "environments", "{environment}", "modules"),
+			filepath.Join(f.CodeDir, "environments", "{environment}", "manifests", "site.pp"))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\n", f.StateDir(name))
+	fmt.Fprintf(&b, "handlers_dir: %s\n", filepath.Join(f.Dir, "handlers", name))
+	fmt.Fprintf(&b, "environment: %s\n", f.Opts.Environment)
+	if rpcAddr != "" {
+		fmt.Fprintf(&b, "serf:\n  rpc_addr: %s\n", rpcAddr)
+		if f.Opts.RPCAuth != "" {
+			fmt.Fprintf(&b, "  rpc_auth: %q\n", f.Opts.RPCAuth)
+		}
+	}
+	fmt.Fprintf(&b, "master:\n  modulepath: %s\n  modules:\n    motd: %s\n  trigger_timeout: 10s\n",
+		filepath.Join(f.CodeDir, "environments", "{environment}", "modules"), f.Repo.Dir)
+	b.WriteString("puppet:\n  command:\n")
+	for _, a := range cmd {
+		fmt.Fprintf(&b, "    - %q\n", a)
+	}
+	fmt.Fprintf(&b, "  summary_file: %s\n  state_dir: %s\n  timeout: %s\n", pn.SummaryFile(), pn.StateDir(), f.Opts.PuppetTimeout)
+	if f.Opts.LogURL != "" {
+		fmt.Fprintf(&b, "logging:\n  url: %s\n", f.Opts.LogURL)
+	}
+	b.WriteString(f.Opts.ExtraConfig)
+	return b.String()
+}
+
+// Result is what one CLI invocation did.
+type Result struct {
+	Code   int
+	Stdout string
+	Stderr string
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+// CLI runs serfdeploy against the first master's agent (or the first node),
+// as a user at a shell would. env adds "K=V" entries.
+func (f *Fleet) CLI(env []string, args ...string) Result {
+	f.t.Helper()
+	rpc := f.Cluster.Nodes()[0].RPCAddr
+	for _, n := range f.Opts.Nodes {
+		if n.Master {
+			rpc = f.Cluster.Node(n.Name).RPCAddr
+			break
+		}
+	}
+	base := []string{"SERF_RPC_ADDR=" + rpc, "NO_COLOR=1"}
+	if f.Opts.RPCAuth != "" {
+		base = append(base, "SERF_RPC_AUTH="+f.Opts.RPCAuth)
+	}
+	return Run(f.t, f.Opts.Bin, append(base, env...), args...)
+}
+
+// Run runs the binary with a clean environment plus env.
+func Run(t testing.TB, bin string, env []string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	res := Result{Stdout: out.String(), Stderr: errb.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		res.Code = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("running serfdeploy %v: %v", args, err)
+	}
+	t.Logf("serfdeploy %s: exit %d in %s", strings.Join(args, " "), res.Code, time.Since(start).Round(time.Millisecond))
+	return res
+}
+
+// File returns the content the sample module wrote on node, or "" if none.
+func (f *Fleet) File(node string) string {
+	b, err := os.ReadFile(filepath.Join(f.Files, node+".motd"))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
