@@ -122,7 +122,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (string, error) 
 	}
 	res, err := c.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
-		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect,
+		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: 2 * time.Second,
 	})
 	if err != nil {
 		return "", err

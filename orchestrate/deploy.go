@@ -90,7 +90,7 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
 	res, err := rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: opts.Filter,
-		Timeout: opts.QueryTimeout, Expect: names(targets),
+		Timeout: opts.QueryTimeout, Expect: names(targets), Resend: resendQuery,
 	})
 	if err != nil {
 		return nil, infra(err)

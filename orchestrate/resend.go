@@ -49,7 +49,7 @@ func (w *watch) resend(ctx context.Context) error {
 	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again", len(waiting)))
 	res, err := w.rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload,
-		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting,
+		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting, Resend: resendQuery,
 	})
 	if err != nil && res == nil {
 		return infra(err)
@@ -77,3 +77,8 @@ func runRequest(opts *Options) []byte {
 	})
 	return b
 }
+
+// resendQuery is how long a query waits for an expected node before asking
+// it again (serfrpc.Query.Resend): every query serfdeploy sends is
+// idempotent on the nodes.
+const resendQuery = time.Second

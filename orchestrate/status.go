@@ -53,7 +53,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: id})
 	res, err := rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload,
-		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: queryTimeout, Expect: names(members),
+		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: queryTimeout, Expect: names(members), Resend: resendQuery,
 	})
 	if err != nil && res == nil {
 		return nil, infra(err)

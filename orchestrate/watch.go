@@ -120,7 +120,7 @@ func (w *watch) poll(ctx context.Context) error {
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
 	res, err := w.rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload,
-		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive,
+		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive, Resend: resendQuery,
 	})
 	if err != nil && res == nil {
 		return infra(err)

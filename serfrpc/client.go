@@ -111,7 +111,8 @@ func classify(addr string, err error) error {
 		return fmt.Errorf("%w at %s: the agent requires an RPC auth key; pass --rpc-auth or set SERF_RPC_AUTH", ErrAuth, addr)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &opErr) && opErr.Op == "dial":
 		return fmt.Errorf("%w at %s: %v; is `serf agent` running there? set --rpc-addr or SERF_RPC_ADDR", ErrUnreachable, addr, err)
-	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), msg == "client closed", msg == "Stream closed":
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed),
+		msg == "client closed", msg == "Stream closed":
 		return fmt.Errorf("%w at %s", ErrGone, addr)
 	}
 	return fmt.Errorf("serf agent at %s: %w", addr, err)

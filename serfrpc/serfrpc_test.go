@@ -1,0 +1,128 @@
+package serfrpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+)
+
+func TestParseTagAndAnchor(t *testing.T) {
+	if _, _, err := ParseTag("segment"); err == nil {
+		t.Error("a tag without = was accepted")
+	}
+	if _, _, err := ParseTag("segment=(qa"); err == nil {
+		t.Error("a regexp that does not compile was accepted")
+	}
+	k, re, err := ParseTag("fqdn=agent-01=x")
+	if err != nil || k != "fqdn" || re != "agent-01=x" {
+		t.Errorf("fqdn=agent-01=x: %q %q %v", k, re, err)
+	}
+	f := Filter{Tags: map[string]string{"fqdn": "agent-01|agent-02"}}
+	if got := f.AnchoredTags()["fqdn"]; got != "^(?:agent-01|agent-02)$" {
+		t.Errorf("anchored %q", got)
+	}
+}
+
+func connectTo(t *testing.T, addr, key string) *Client {
+	t.Helper()
+	c, err := Connect(context.Background(), Config{Addr: addr, AuthKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestQueryEndsWhenAllAnswered proves the reason this package exists beside
+// `serf query`: with five real agents answering, the query returns as soon
+// as the last expected answer is in, not at the timeout.
+func TestQueryEndsWhenAllAnswered(t *testing.T) {
+	var specs []testcluster.NodeSpec
+	for _, n := range []string{"agent-01", "agent-010", "agent-02", "agent-03", "agent-04"} {
+		seg := "qa"
+		if n == "agent-04" {
+			seg = "prod"
+		}
+		specs = append(specs, testcluster.NodeSpec{Name: n, Tags: map[string]string{"fqdn": n, "segment": seg}})
+	}
+	cl := testcluster.Start(t, testcluster.Options{Handler: "echo pong-{name}"}, specs...)
+	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
+	ctx := context.Background()
+
+	all := []string{"agent-01", "agent-010", "agent-02", "agent-03", "agent-04"}
+	timeout := 15 * time.Second
+	start := time.Now()
+	res, err := c.Query(ctx, Query{Name: "ping", Timeout: timeout, Expect: all, Resend: time.Second})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Responses {
+		if want := "pong-" + r.From; strings.TrimSpace(string(r.Payload)) != want {
+			t.Fatalf("%s answered %q", r.From, r.Payload)
+		}
+		got = append(got, r.From)
+	}
+	sort.Strings(got)
+	if !res.Complete || strings.Join(got, ",") != strings.Join(all, ",") {
+		t.Fatalf("complete %v responses %v", res.Complete, got)
+	}
+	t.Logf("5 answers in %s with a %s query timeout (serf query would wait it out)", took.Round(time.Millisecond), timeout)
+
+	// An anchored filter reaches exactly what the listing shows.
+	f := Filter{Tags: map[string]string{"fqdn": "agent-01"}}
+	members, err := c.Members(ctx, f, StatusAlive)
+	if err != nil || len(members) != 1 {
+		t.Fatalf("members %v %v", members, err)
+	}
+	res, err = c.Query(ctx, Query{Name: "ping", Filter: f, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Responses) != 1 || res.Responses[0].From != "agent-01" {
+		t.Fatalf("fqdn=agent-01 reached %+v (agent-010 must not answer)", res.Responses)
+	}
+	res, err = c.Query(ctx, Query{Name: "ping", Filter: Filter{Tags: map[string]string{"segment": "qa"}, Nodes: []string{"agent-02", "agent-04"}}, Timeout: 3 * time.Second})
+	if err != nil || len(res.Responses) != 1 || res.Responses[0].From != "agent-02" {
+		t.Fatalf("tag and node filters together: %+v %v", res, err)
+	}
+
+	// A context that ends stops the call at once.
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = c.Query(cctx, Query{Name: "ping", Timeout: 10 * time.Second, Expect: []string{"nobody"}})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("ctx end: %v after %s", err, time.Since(start))
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := l.Addr().String()
+	l.Close()
+	_, err := Connect(context.Background(), Config{Addr: dead})
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), dead) {
+		t.Fatalf("dead agent: %v", err)
+	}
+	cl := testcluster.Start(t, testcluster.Options{RPCAuth: "k"}, testcluster.NodeSpec{Name: "a"})
+	_, err = Connect(context.Background(), Config{Addr: cl.Nodes()[0].RPCAddr, AuthKey: "wrong"})
+	if !errors.Is(err, ErrAuth) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	c := connectTo(t, cl.Nodes()[0].RPCAddr, "k")
+	if ms, err := c.Members(context.Background(), Filter{}, ""); err != nil || len(ms) != 1 {
+		t.Fatalf("right key: %v %v", ms, err)
+	}
+	cl.Nodes()[0].Kill()
+	if _, err := c.Members(context.Background(), Filter{}, ""); !errors.Is(err, ErrGone) && !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("agent killed mid-session: %v", err)
+	}
+}
