@@ -43,7 +43,7 @@ func Report(ctx context.Context, log LogReader, id string, since time.Time) (*Re
 		if res.Module == "" {
 			res.Module, res.Ref, res.Environment = rec.Module, rec.Ref, rec.Environment
 		}
-		if res.Build == nil && rec.BuildTag != "" {
+		if res.Build == nil && (rec.BuildTag != "" || rec.BuildURL != "" || rec.JobName != "") {
 			res.Build = buildOf(rec.BuildTag, rec.BuildURL, rec.JobName)
 		}
 		if res.Started.IsZero() || rec.Time.Before(res.Started) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,7 +39,7 @@ func run(ctx context.Context, args []string, streams *iostreams.IOStreams, geten
 	env := &cliEnv{io: streams, getenv: getenv}
 	var notFound string
 	app := newApp(env, &notFound)
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, flagsFirst(args))
 	if notFound != "" {
 		err = usageErrorf("unknown command %q; see `serfdeploy --help`", notFound)
 	}
@@ -126,3 +127,32 @@ func action(fn func(*cli.Context) error) cli.ActionFunc {
 }
 
 func acceptsArgs(c *cli.Command) bool { return c.ArgsUsage != "" }
+
+// flagsFirst moves `report`'s positional argument after its flags:
+// urfave/cli stops parsing flags at the first positional one, and people
+// write `serfdeploy report ID --format json`. Every report flag but --help
+// takes a value.
+func flagsFirst(args []string) []string {
+	if len(args) < 3 || args[1] != "report" {
+		return args
+	}
+	flags, positional := []string{}, []string{}
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		tok := rest[i]
+		switch {
+		case tok == "--":
+			positional = append(positional, rest[i+1:]...)
+			i = len(rest)
+		case !strings.HasPrefix(tok, "-"):
+			positional = append(positional, tok)
+		case strings.Contains(tok, "=") || tok == "-h" || tok == "--help" || i+1 == len(rest):
+			flags = append(flags, tok)
+		default:
+			flags = append(flags, tok, rest[i+1])
+			i++
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	return append(out, positional...)
+}

@@ -175,7 +175,8 @@ func TestDeployNodeLostDuringRun(t *testing.T) {
 		}
 	}()
 	start := time.Now()
-	r := f.CLI(nil, deployArgs("--ref", "v2-slow", "--tag", "segment=qa", "--format", "json")...)
+	junitPath := filepath.Join(t.TempDir(), "junit.xml")
+	r := f.CLI(nil, deployArgs("--ref", "v2-slow", "--tag", "segment=qa", "--format", "json", "--junit", junitPath)...)
 	took := time.Since(start)
 	if r.Code != 4 {
 		t.Fatalf("want exit 4: %s", r)
@@ -185,6 +186,10 @@ func TestDeployNodeLostDuringRun(t *testing.T) {
 		t.Fatalf("states %v", got)
 	}
 	t.Logf("deploy with a lost node returned after %s (run would take 60s, timeout 3m)", took.Round(time.Second))
+	s := parseJUnit(t, junitPath).Suites[0]
+	if s.Tests != 2 || s.Failures != 0 || s.Errors != 1 || s.Cases[1].Name != "agent-02" || s.Cases[1].Error == nil || !strings.Contains(s.Cases[1].Error.Message, "lost") {
+		t.Fatalf("junit for a lost node: %+v", s)
+	}
 	if took > 55*time.Second {
 		t.Fatalf("lost node noticed only after %s: it waited for the run instead of serf's failure detection", took)
 	}
