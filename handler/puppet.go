@@ -202,18 +202,17 @@ func classify(exit int, summary *runSummary, entries []logEntry, output, statedi
 	if lockedOutput.MatchString(text) {
 		return outcome{protocol.PhaseBusy, protocol.ReasonLocked, "another puppet run held the agent's lock; this run did not happen"}
 	}
-	if summary == nil {
-		// No catalog was applied. Which of the two?
-		all := strings.Join(errs, "\n")
-		if all == "" {
-			all = text
-		}
-		if compileOutput.MatchString(all) && !unreachableOutput.MatchString(all) {
-			return outcome{protocol.PhaseFailed, protocol.ReasonCompileError, pickLine(errs, compileOutput, firstErr)}
-		}
-		if unreachableOutput.MatchString(all) {
-			return outcome{protocol.PhaseFailed, protocol.ReasonServerUnreachable, "puppet server unreachable: " + pickLine(errs, unreachableOutput, firstErr)}
-		}
+	// No catalog was applied. Which of the two? (An agent writes a summary
+	// even then, with no resources, so the summary's presence does not tell.)
+	all := strings.Join(errs, "\n")
+	if all == "" {
+		all = text
+	}
+	if compileOutput.MatchString(all) && !unreachableOutput.MatchString(all) {
+		return outcome{protocol.PhaseFailed, protocol.ReasonCompileError, pickLine(errs, compileOutput, firstErr)}
+	}
+	if unreachableOutput.MatchString(all) {
+		return outcome{protocol.PhaseFailed, protocol.ReasonServerUnreachable, "puppet server unreachable: " + pickLine(errs, unreachableOutput, firstErr)}
 	}
 	if summary != nil && summary.Resources.Failed > 0 {
 		return outcome{protocol.PhaseFailed, protocol.ReasonResourcesFailed, resourcesMessage(summary, firstErr)}
