@@ -25,7 +25,7 @@ last=$started
 step() {
 	now=$(date +%s)
 	if [ "$last" != "$started" ] || [ "$now" != "$started" ]; then
-		echo "   ($(( now - last ))s)"
+		echo "   (took $(( now - last ))s)"
 	fi
 	last=$now
 	echo "== $*"
