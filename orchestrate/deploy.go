@@ -15,16 +15,9 @@ import (
 // far as it got) and an *Error for anything that decides the exit code
 // before the nodes do.
 func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
-	opts.setDefaults()
-	if err := opts.validate(true); err != nil {
-		return nil, err
-	}
-	targets, masters, err := Targets(ctx, rpc, opts.Filter, opts.MasterTag)
+	targets, masters, err := prepare(ctx, rpc, &opts, true)
 	if err != nil {
-		return nil, infra(err)
-	}
-	if len(targets) == 0 {
-		return nil, noTargets(opts.Filter)
+		return nil, err
 	}
 	if len(masters) == 0 {
 		return nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
@@ -72,18 +65,10 @@ func deployPayload(opts *Options) ([]byte, error) {
 // Run starts an ad-hoc puppet run on the targets (no code deploy) and
 // watches it to the end, like `mco puppet runonce`.
 func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
-	opts.setDefaults()
-	if err := opts.validate(false); err != nil {
+	targets, _, err := prepare(ctx, rpc, &opts, false)
+	if err != nil {
 		return nil, err
 	}
-	targets, masters, err := Targets(ctx, rpc, opts.Filter, opts.MasterTag)
-	if err != nil {
-		return nil, infra(err)
-	}
-	if len(targets) == 0 {
-		return nil, noTargets(opts.Filter)
-	}
-	_ = masters
 	w := newWatch(rpc, &opts, "run", targets, nil)
 	payload := runRequest(&opts)
 	w.runPayload = payload
@@ -100,4 +85,21 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 		w.runAnswer(r)
 	}
 	return w.finish(ctx, w.loop(ctx))
+}
+
+// prepare validates the options and resolves the targets (at least one) and
+// the masters.
+func prepare(ctx context.Context, rpc RPC, opts *Options, deploy bool) (targets, masters []serfrpc.Member, err error) {
+	opts.setDefaults()
+	if err := opts.validate(deploy); err != nil {
+		return nil, nil, err
+	}
+	targets, masters, err = Targets(ctx, rpc, opts.Filter, opts.MasterTag)
+	if err != nil {
+		return nil, nil, infra(err)
+	}
+	if len(targets) == 0 {
+		return nil, nil, noTargets(opts.Filter)
+	}
+	return targets, masters, nil
 }
