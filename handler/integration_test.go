@@ -159,3 +159,43 @@ func TestBadRefFailsSyncAndNoAgentRuns(t *testing.T) {
 		t.Fatalf("agent-01 after a failed sync: %+v", a)
 	}
 }
+
+func TestCustomHandlersFromTheHandlersDir(t *testing.T) {
+	f := startFleet(t)
+	dir := filepath.Join(f.Dir, "handlers", "agent-01")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "user-event")
+	scripts := map[string]string{
+		"query-uptime": "#!/bin/sh\necho \"up on $SERF_SELF_NAME: $(cat)\"\n",
+		"user-notify":  "#!/bin/sh\ncat > " + marker + "\n",
+	}
+	for name, body := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := serfCLI(t, f, "query", "-format", "json", "-timeout", "3s", "uptime", "hello")
+	var q struct{ Responses map[string]string }
+	if err := json.Unmarshal([]byte(out), &q); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(q.Responses["agent-01"]); got != "up on agent-01: hello" {
+		t.Fatalf("agent-01 answered %q (all: %v)", got, q.Responses)
+	}
+	if got := q.Responses["agent-02"]; got != "" {
+		t.Fatalf("agent-02 has no handler but answered %q", got)
+	}
+	serfCLI(t, f, "event", "-coalesce=false", "notify", "deployed v1")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, err := os.ReadFile(marker); err == nil && strings.TrimSpace(string(b)) == "deployed v1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("user-notify did not run with the payload")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -547,3 +547,14 @@ func TestDeployEventFiredAgainWhenNoMasterHeardIt(t *testing.T) {
 		t.Fatalf("%d events, exit %d", len(f.events), res.ExitCode)
 	}
 }
+
+func TestStatusUnknownID(t *testing.T) {
+	f := cluster(finishedOK)
+	f.answer = func(n, q string, p []byte) []byte {
+		return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown})
+	}
+	_, err := Status(context.Background(), f, serfrpc.Filter{}, "never-deployed", time.Second)
+	if exitCode(t, err) != ExitNoTargets || !strings.Contains(err.Error(), "never-deployed") {
+		t.Fatalf("unknown id: %v", err)
+	}
+}

@@ -86,6 +86,9 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 		}
 		rep.Nodes = append(rep.Nodes, ns)
 	}
+	if id != "" && len(states) > 0 && nobodyKnows(rep.Nodes) {
+		return nil, Errorf(ExitNoTargets, "no matching node has a record of deploy %s; check the id (`serfdeploy report %s` reads past deploys from the logging service)", id, id)
+	}
 	switch code := decideExit(states); {
 	case code == ExitFailed:
 		rep.ExitCode = ExitFailed
@@ -112,4 +115,13 @@ func stateForStatus(st *protocol.Status) string {
 		return s
 	}
 	return StateRunning
+}
+
+func nobodyKnows(nodes []NodeStatus) bool {
+	for _, n := range nodes {
+		if n.Status != nil && (n.Status.Phase != protocol.PhaseUnknown || (n.Status.Sync != "" && n.Status.Sync != protocol.PhaseUnknown)) {
+			return false
+		}
+	}
+	return true
 }
