@@ -35,7 +35,15 @@ type cliEnv struct {
 
 // run builds the app, runs it and turns its error into one line on stderr
 // and an exit code. It is main without os.Exit, for tests.
-func run(ctx context.Context, args []string, streams *iostreams.IOStreams, getenv func(string) string) int {
+func run(ctx context.Context, args []string, streams *iostreams.IOStreams, getenv func(string) string) (code int) {
+	// A bug must still end in one line and a documented code, never a
+	// stack trace in a CI log or, under serf, in a query's answer.
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(streams.ErrOut, "serfdeploy: internal error: %v (please report it with the command line)\n", p)
+			code = orchestrate.ExitInfra
+		}
+	}()
 	env := &cliEnv{io: streams, getenv: getenv}
 	var notFound string
 	app := newApp(env, &notFound)
