@@ -311,7 +311,14 @@ func EncodeAnswer(v any, messages ...*string) ([]byte, error) {
 		if longest == nil || *longest == "" {
 			return nil, &ErrTooLarge{What: "the answer", Size: len(b), Limit: MaxQueryResponse}
 		}
-		*longest = Truncate(*longest, len(*longest)-(len(b)-MaxQueryResponse)-8)
+		// Cut by the excess, or in proportion when JSON escaping makes the
+		// encoded text longer than the text (e.g. "<" becomes \u003c), so
+		// that an escaped message is shortened rather than emptied.
+		target := len(*longest) - (len(b) - MaxQueryResponse) - 8
+		if prop := len(*longest)*MaxQueryResponse/len(b) - 8; prop > target {
+			target = prop
+		}
+		*longest = Truncate(*longest, target)
 	}
 }
 

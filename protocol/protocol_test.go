@@ -1,0 +1,127 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValidatorsRefuseShellAndOptionInjection(t *testing.T) {
+	bad := map[string][]string{
+		"module": {"", "Motd", "motd;rm -rf /", "motd$(id)", "../motd", "-motd", "motd module"},
+		"ref":    {"", "--upload-pack=sh", "-x", "v1..v2", "a//b", "v1/", "v1.lock", "v1 && id", "v1;id", "$(id)"},
+		"id":     {"", "../x", "a b", "-x", "a;b", strings.Repeat("x", 129)},
+		"env":    {"", "Prod", "prod;x", "../x"},
+	}
+	check := map[string]func(string) error{"module": ValidModule, "ref": ValidRef, "id": ValidID, "env": ValidEnvironment}
+	for kind, values := range bad {
+		for _, v := range values {
+			if check[kind](v) == nil {
+				t.Errorf("%s %q accepted", kind, v)
+			}
+		}
+	}
+	good := map[string][]string{
+		"module": {"motd", "profile_web2"},
+		"ref":    {"main", "v1.2.0", "release/2026-11", "0123abcdef"},
+		"id":     {"jenkins-release-42", "20261124T200102Z-ab12cd", "team:app+1"},
+		"env":    {"production", "qa_2"},
+	}
+	for kind, values := range good {
+		for _, v := range values {
+			if err := check[kind](v); err != nil {
+				t.Errorf("%s %q refused: %v", kind, v, err)
+			}
+		}
+	}
+}
+
+func TestEncodeDeployCountsTheEventName(t *testing.T) {
+	d := Deploy{ID: "d", Module: "motd", Ref: "v1"}
+	b, err := EncodeDeploy(&d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pad the id until the payload is exactly at serf's limit minus the name.
+	d.ID = strings.Repeat("x", 128)
+	for n := 0; ; n++ {
+		d.Nodes = append(d.Nodes, "n")
+		b, err = EncodeDeploy(&d)
+		if err != nil {
+			var tl *ErrTooLarge
+			if !errors.As(err, &tl) || tl.Limit != MaxEventPayload {
+				t.Fatalf("error %v", err)
+			}
+			break
+		}
+		if len(b)+len(EventDeploy) > MaxEventPayload {
+			t.Fatalf("a %d-byte payload passed", len(b))
+		}
+	}
+}
+
+func TestDecodeStrict(t *testing.T) {
+	var d Deploy
+	for _, bad := range []string{`{"id":"x","module":"m","ref":"r","evil":1}`, `{"id":"x"} {"id":"y"}`, `not json`, ``, `[]`} {
+		if err := DecodeStrict([]byte(bad), &d); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+	if err := DecodeStrict([]byte(`{"id":"x","module":"m","ref":"r","tags":{"segment":"qa"}}`), &d); err != nil || d.Tags["segment"] != "qa" {
+		t.Fatalf("%+v %v", d, err)
+	}
+	d.Tags["segment"] = "(qa"
+	if d.Validate() == nil {
+		t.Fatal("a tag regexp that does not compile passed")
+	}
+}
+
+func TestEncodeAnswerStaysUnderTheResponseLimit(t *testing.T) {
+	st := Status{V: Version, Node: "agent-01", Role: "agent", ID: "d", Phase: PhaseFailed,
+		Message: strings.Repeat("<é>", 1000), SyncMsg: strings.Repeat("x", 300)}
+	b, err := EncodeAnswer(&st, &st.Message, &st.SyncMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > MaxQueryResponse {
+		t.Fatalf("%d bytes", len(b))
+	}
+	var back Status
+	if err := json.Unmarshal(b, &back); err != nil || !utf8.ValidString(back.Message) || !strings.HasSuffix(back.Message, "…") {
+		t.Fatalf("%v %q", err, back.Message)
+	}
+	if _, err := EncodeAnswer(&Status{Node: strings.Repeat("n", 2000)}); err == nil {
+		t.Fatal("an answer that cannot shrink was accepted")
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	if got := Truncate("héllo", 4); got != "h…" || !utf8.ValidString(got) {
+		t.Fatalf("%q", got)
+	}
+	if Truncate("abc", 3) != "abc" || Truncate("abcdef", 2) != "" {
+		t.Fatal("edges")
+	}
+}
+
+// FuzzDeployPayload: whatever arrives as a deploy event, decoding and
+// validating never panics, and anything that validates is safe to hand to
+// git: no field starts with "-" or holds a shell metacharacter.
+func FuzzDeployPayload(f *testing.F) {
+	f.Add(`{"id":"x","module":"motd","ref":"v1"}`)
+	f.Add(`{"id":"x","module":"motd","ref":"v1","tags":{"a":"b"},"nodes":["n"]}`)
+	f.Add(`{"id":"-x","module":"motd;id","ref":"--upload-pack"}`)
+	f.Fuzz(func(t *testing.T, payload string) {
+		var d Deploy
+		if DecodeStrict([]byte(payload), &d) != nil || d.Validate() != nil {
+			return
+		}
+		for _, v := range []string{d.ID, d.Module, d.Ref, d.Environment} {
+			if strings.HasPrefix(v, "-") || strings.ContainsAny(v, " ;&|$`'\"\\<>(){}*?\n") {
+				t.Fatalf("unsafe value %q passed validation", v)
+			}
+		}
+	})
+}
