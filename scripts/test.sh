@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test command of README.md, and what CI runs (.ci/run installs the
-# system packages first): static checks, the whole Go test suite against
+# system packages first; this script also installs any that are missing):
+# static checks, the whole Go test suite against
 # real serf agents, git, Puppet (apply and a real puppetserver) and Loki,
 # then the demo.
 #
@@ -8,15 +9,27 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-need() {
-	for cmd in "$@"; do
-		if ! command -v "$cmd" >/dev/null 2>&1; then
-			echo "test.sh: $cmd is not installed; run .ci/run as root (it installs the Debian packages the tests need)" >&2
-			exit 1
-		fi
-	done
-}
-need go git serf puppet puppetserver shellcheck jenkins-jobs curl
+# The Debian packages the tests use, installed when missing (as root), so
+# that on a fresh machine this one command does all the set-up.
+packages="serf puppet-agent puppetserver git shellcheck jenkins-job-builder groovy curl ca-certificates procps"
+missing=
+for cmd in serf puppet puppetserver git shellcheck jenkins-jobs groovy curl pkill; do
+	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "test.sh: missing:$missing; run as root to install: apt-get install -y $packages" >&2
+		exit 1
+	fi
+	echo "== installing Debian packages (missing:$missing)"
+	apt-get update
+	# shellcheck disable=SC2086 # one word per package
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages
+fi
+if ! command -v go >/dev/null 2>&1; then
+	echo "test.sh: Go is not installed (expected at /usr/local/go/bin)" >&2
+	exit 1
+fi
 
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
@@ -37,11 +50,7 @@ shellcheck -s sh scripts/*.sh .ci/run
 
 step "Jenkins files"
 jenkins-jobs test jenkins/jjb -o "$(mktemp -d)" >/dev/null
-if command -v groovy >/dev/null 2>&1; then
-	groovy scripts/groovy-syntax.groovy jenkins/Jenkinsfile jenkins/vars/*.groovy
-else
-	echo "groovy not installed: skipping the Groovy syntax check"
-fi
+groovy scripts/groovy-syntax.groovy jenkins/Jenkinsfile jenkins/vars/*.groovy
 
 step "go test"
 # shellcheck disable=SC2086 # the extra flags are words on purpose

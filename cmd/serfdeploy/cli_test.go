@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -94,5 +95,21 @@ func TestExplainIsTheOnlyMapping(t *testing.T) {
 	code := run(context.Background(), []string{"serfdeploy", "members", "--tag", "=x"}, iostreams.Test(nil, &out, &errb), func(string) string { return "" })
 	if code != 2 || !strings.HasPrefix(errb.String(), "serfdeploy: ") || strings.Count(errb.String(), "\n") != 1 {
 		t.Fatalf("exit %d stderr %q", code, errb.String())
+	}
+}
+
+func TestHandleOutsideSerf(t *testing.T) {
+	cfg := t.TempDir() + "/node.yaml"
+	if err := os.WriteFile(cfg, []byte("state_dir: "+t.TempDir()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := fleet.Run(t, bin, nil, "handle", "--config", cfg)
+	if r.Code != 2 {
+		t.Fatalf("%s", r)
+	}
+	oneLine(t, r, "SERF_EVENT is not set")
+	r = fleet.Run(t, bin, []string{"SERF_EVENT=query", "SERF_QUERY_NAME=puppet-status", "SERF_SELF_NAME=n1"}, "handle", "--config", cfg+".missing")
+	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Fatalf("missing config: %s", r)
 	}
 }

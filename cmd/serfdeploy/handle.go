@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -26,7 +27,11 @@ func handleCommand(env *cliEnv) *cli.Command {
 			if err != nil {
 				return err
 			}
-			return node.Handle(c.Context, env.io.In, env.io.Out)
+			err = node.Handle(c.Context, env.io.In, env.io.Out)
+			if errors.Is(err, handler.ErrNotSerf) {
+				return usageError{err}
+			}
+			return err
 		}),
 	}
 }
