@@ -142,6 +142,9 @@ func untar(r io.Reader, dest string) error {
 			if filepath.IsAbs(h.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), h.Linkname)), "..") {
 				return fmt.Errorf("refusing symlink %q -> %q outside the module", h.Name, h.Linkname)
 			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
 			if err := os.Symlink(h.Linkname, target); err != nil {
 				return err
 			}

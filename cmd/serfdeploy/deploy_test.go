@@ -355,3 +355,33 @@ func parseJUnit(t *testing.T, path string) junitSuites {
 	}
 	return s
 }
+
+func TestDeployToAnotherEnvironment(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	staging := filepath.Join(f.CodeDir, "environments", "staging")
+	for _, d := range []string{"modules", "manifests"} {
+		if err := os.MkdirAll(filepath.Join(staging, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(staging, "manifests", "site.pp"), []byte("include motd\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.Repo.CommitModule("v2-staging", f.Files, "")
+	r := f.CLI(nil, deployArgs("--ref", "v2-staging", "--tag", "segment=qa", "--environment", "staging", "--format", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("deploy to staging: %s", r)
+	}
+	if res := decodeResult(t, r); res.Environment != "staging" {
+		t.Fatalf("result environment %q", res.Environment)
+	}
+	if _, err := os.Lstat(filepath.Join(f.ModulePath("staging"), "motd")); err != nil {
+		t.Fatalf("not installed in staging: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(f.ModulePath("production"), "motd")); err == nil {
+		t.Fatal("installed in production too")
+	}
+	if f.File("agent-01") != "motd v2-staging on agent-01\n" {
+		t.Fatalf("agent-01 did not apply staging's code: %q", f.File("agent-01"))
+	}
+}
