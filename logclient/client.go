@@ -124,7 +124,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		c.authorize(req)
 		resp, err := c.http.Do(req)
 		if err != nil {
-			if ctx.Err() != nil {
+			// A certificate that does not verify will not verify on the
+			// next try either.
+			var certErr *tls.CertificateVerificationError
+			if ctx.Err() != nil || errors.As(err, &certErr) {
 				return backoff.Permanent(err)
 			}
 			return err

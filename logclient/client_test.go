@@ -2,6 +2,7 @@ package logclient
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -276,4 +277,35 @@ func TestSpool(t *testing.T) {
 	if n, _ := s.Pending(); n != 0 {
 		t.Fatalf("%d still pending", n)
 	}
+}
+
+func TestTLSWithCAFile(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	ca := t.TempDir() + "/ca.pem"
+	cert := srv.Certificate()
+	pemBlock := "-----BEGIN CERTIFICATE-----\n" + base64Lines(cert.Raw) + "-----END CERTIFICATE-----\n"
+	if err := os.WriteFile(ca, []byte(pemBlock), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := testClient(t, srv.URL, Config{CAFile: ca}).Ready(context.Background()); err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	err := testClient(t, srv.URL, Config{}).Ready(context.Background())
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+}
+
+func base64Lines(b []byte) string {
+	s := base64.StdEncoding.EncodeToString(b)
+	var out strings.Builder
+	for len(s) > 64 {
+		out.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	out.WriteString(s + "\n")
+	return out.String()
 }
