@@ -17,18 +17,16 @@ import (
 // workRun is an agent's worker for one run: run puppet, classify the result
 // from the evidence, record it, and report it to the logging service.
 func (n *Node) workRun(ctx context.Context, id string) error {
-	rec, err := n.st.load(id, KindRun)
+	rec, err := n.st.update(id, KindRun, func(r *Record) {
+		r.WorkerPID = os.Getpid()
+		r.WorkerStart, _ = processStart(r.WorkerPID)
+		r.Phase = protocol.PhaseRunning
+		r.Started = time.Now()
+	})
 	if err != nil {
 		return err
 	}
 	defer n.st.clearActive(id)
-	rec.WorkerPID = os.Getpid()
-	rec.WorkerStart, _ = processStart(rec.WorkerPID)
-	rec.Phase = protocol.PhaseRunning
-	rec.Started = time.Now()
-	if err := n.st.save(rec); err != nil {
-		return err
-	}
 	n.report(ctx, rec, "started")
 
 	dir := n.st.runDir(id)

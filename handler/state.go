@@ -95,6 +95,25 @@ func (s state) lock() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// update changes a record under the state lock. A worker uses it for its
+// first write: the handler that spawned it still holds the lock until it has
+// recorded the worker's pid, so the worker's write cannot be overwritten by
+// the handler's (a run that fails within milliseconds would otherwise be
+// left "pending" and later reported worker_died).
+func (s state) update(id, kind string, change func(*Record)) (*Record, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r, err := s.load(id, kind)
+	if err != nil {
+		return nil, err
+	}
+	change(r)
+	return r, s.save(r)
+}
+
 // create writes a new record and fails with os.ErrExist if there is one
 // already: this is how a duplicate delivery of an event is recognised.
 func (s state) create(r *Record) error {

@@ -16,14 +16,12 @@ import (
 // workSync is a master's worker for one deploy: fetch the module at the ref,
 // install it atomically, then fire puppetrun at the deploy's targets.
 func (n *Node) workSync(ctx context.Context, id string) error {
-	rec, err := n.st.load(id, KindSync)
+	rec, err := n.st.update(id, KindSync, func(r *Record) {
+		r.WorkerPID = os.Getpid()
+		r.WorkerStart, _ = processStart(r.WorkerPID)
+		r.Started = time.Now()
+	})
 	if err != nil {
-		return err
-	}
-	rec.WorkerPID = os.Getpid()
-	rec.WorkerStart, _ = processStart(rec.WorkerPID)
-	rec.Started = time.Now()
-	if err := n.st.save(rec); err != nil {
 		return err
 	}
 	fail := func(reason string, err error) error {

@@ -112,7 +112,7 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	}
 	defer client.Close()
 
-	out := newProgress(e.io, jsonOutput(c))
+	out := newProgress(e.io)
 	opts.Observer = out.observer()
 	out.note(fmt.Sprintf("%s id %s", kind, id))
 	out.start(kind + " " + id)

@@ -16,7 +16,7 @@ type progress struct {
 	label string
 }
 
-func newProgress(streams *iostreams.IOStreams, _ bool) *progress {
+func newProgress(streams *iostreams.IOStreams) *progress {
 	return &progress{io: streams}
 }
 

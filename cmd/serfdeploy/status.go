@@ -9,7 +9,6 @@ import (
 
 	"github.com/serfdeploy/serfdeploy/internal/render"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
-	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 func statusCommand(env *cliEnv) *cli.Command {
@@ -106,5 +105,3 @@ func exitOf(code *int) string {
 	}
 	return fmt.Sprint(*code)
 }
-
-var _ = protocol.Version
