@@ -20,12 +20,19 @@ const (
 	StateLost     = "lost"     // serf reported the node failed or gone before it finished
 	StateTimeout  = "timeout"  // still running or silent at the deadline
 	StateMissed   = "missed"   // the node never received the run request
+	// StateInterrupted: the CLI stopped watching (SIGINT/SIGTERM) before the
+	// node finished; its run goes on.
+	StateInterrupted = "interrupted"
+	// StateStale: the run finished but applied other code than this deploy's
+	// (another deploy of the module replaced it on the master meanwhile).
+	StateStale = "stale"
 )
 
 // Final reports whether a state is a node's result.
 func Final(state string) bool {
 	switch state {
-	case StateFinished, StateFailed, StateBusy, StateDisabled, StateSkipped, StateLost, StateTimeout, StateMissed:
+	case StateFinished, StateFailed, StateBusy, StateDisabled, StateSkipped, StateLost, StateTimeout, StateMissed,
+		StateInterrupted, StateStale:
 		return true
 	}
 	return false
@@ -50,6 +57,9 @@ type NodeResult struct {
 	// LogMissing is set when the node finished but the logging service has
 	// no finished record for it.
 	LogMissing bool `json:"log_missing,omitempty"`
+	// JoinedLate is set for a node the CLI did not list as a target but that
+	// answered for this deploy (the master's trigger reached it).
+	JoinedLate bool `json:"joined_late,omitempty"`
 }
 
 // FailedResource is a resource puppet could not apply, with its error.
@@ -66,8 +76,13 @@ type MasterResult struct {
 	Commit  string `json:"commit,omitempty"`
 }
 
+// ResultSchema is the version of Result's JSON (--format json,
+// --result-file); it changes when a field changes meaning.
+const ResultSchema = 2
+
 // Result is the whole outcome of a deploy or a run.
 type Result struct {
+	SchemaVersion int `json:"schema_version"`
 	ID          string          `json:"id"`
 	Kind        string          `json:"kind"` // "deploy" or "run"
 	Module      string          `json:"module,omitempty"`
@@ -83,6 +98,13 @@ type Result struct {
 	StatusSource string `json:"status_source"`
 	ExitCode     int    `json:"exit_code"`
 	Outcome      string `json:"outcome"`
+	// Fired says whether anything was sent to the fleet (the deploy event or
+	// a run request). A pipeline may retry an exit 5 safely only when it is
+	// false.
+	Fired bool `json:"fired"`
+	// Error is the one line that ended the command before the nodes decided
+	// it (bad input, serf unreachable...), empty otherwise.
+	Error string `json:"error,omitempty"`
 }
 
 // Counts of nodes by state.
@@ -100,9 +122,9 @@ func decideExit(nodes []NodeResult) int {
 	code := ExitOK
 	for _, n := range nodes {
 		switch n.State {
-		case StateFailed, StateBusy, StateDisabled:
+		case StateFailed, StateBusy, StateDisabled, StateStale:
 			return ExitFailed
-		case StateLost, StateTimeout, StateMissed, StateWaiting, StatePending, StateRunning:
+		case StateLost, StateTimeout, StateMissed, StateWaiting, StatePending, StateRunning, StateInterrupted:
 			code = ExitIncomplete
 		}
 	}
