@@ -82,18 +82,18 @@ const ResultSchema = 2
 
 // Result is the whole outcome of a deploy or a run.
 type Result struct {
-	SchemaVersion int `json:"schema_version"`
-	ID          string          `json:"id"`
-	Kind        string          `json:"kind"` // "deploy" or "run"
-	Module      string          `json:"module,omitempty"`
-	Ref         string          `json:"ref,omitempty"`
-	Environment string          `json:"environment,omitempty"`
-	Filter      string          `json:"filter"`
-	Build       *protocol.Build `json:"build,omitempty"`
-	Masters     []MasterResult  `json:"masters,omitempty"`
-	Nodes       []NodeResult    `json:"nodes"`
-	Started     time.Time       `json:"started"`
-	Finished    time.Time       `json:"finished"`
+	SchemaVersion int             `json:"schema_version"`
+	ID            string          `json:"id"`
+	Kind          string          `json:"kind"` // "deploy" or "run"
+	Module        string          `json:"module,omitempty"`
+	Ref           string          `json:"ref,omitempty"`
+	Environment   string          `json:"environment,omitempty"`
+	Filter        string          `json:"filter"`
+	Build         *protocol.Build `json:"build,omitempty"`
+	Masters       []MasterResult  `json:"masters,omitempty"`
+	Nodes         []NodeResult    `json:"nodes"`
+	Started       time.Time       `json:"started"`
+	Finished      time.Time       `json:"finished"`
 	// StatusSource says where final statuses came from, in words.
 	StatusSource string `json:"status_source"`
 	ExitCode     int    `json:"exit_code"`
