@@ -19,10 +19,12 @@ const (
 	QueryPuppetStatus = "puppet-status"
 )
 
-// Serf's limits, measured on serf 0.8: a larger event is refused by the agent;
-// a larger query response is dropped with only a warning in the agent's log.
+// Serf's limits, measured on serf 0.8: a larger event or query is refused by
+// the agent; a larger query response is dropped with only a warning in the
+// agent's log. Each counts the msgpack-encoded message (serfsize.go).
 const (
 	MaxEventPayload  = 512
+	MaxQuerySize     = 1024
 	MaxQueryResponse = 1024
 )
 
@@ -70,19 +72,69 @@ const (
 	RunRejected = "rejected" // the request was invalid; Message says why
 )
 
-// RunAnswer is a node's answer to `puppetrun`.
+// RunAnswer is a node's answer to `puppetrun`. With RunAlready, Request
+// says what the run this node already has for the id was for: an id reused
+// for another request must never pass as the same run.
 type RunAnswer struct {
-	V       int    `json:"v"`
-	Node    string `json:"node"`
-	Result  string `json:"result"`
-	Running string `json:"running,omitempty"`
-	Message string `json:"msg,omitempty"`
+	V       int     `json:"v"`
+	Node    string  `json:"node"`
+	Result  string  `json:"result"`
+	Running string  `json:"running,omitempty"`
+	Message string  `json:"msg,omitempty"`
+	Request Request `json:"req,omitzero"`
+}
+
+// Request is what a deploy id was used for: the module and ref a deploy
+// shipped (both empty for an ad-hoc run) and the environment. Every answer
+// and log record about an id carries it, so that the CLI never counts a
+// record of one request as the result of another.
+type Request struct {
+	Module      string `json:"module,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+	Environment string `json:"env,omitempty"`
+}
+
+// Kind is "deploy" for a request that shipped a module, "run" otherwise.
+func (r Request) Kind() string {
+	if r.Module != "" {
+		return "deploy"
+	}
+	return "run"
+}
+
+// String describes the request for messages: "deploy of motd at v1 to
+// environment production".
+func (r Request) String() string {
+	s := "run"
+	if r.Module != "" {
+		s = "deploy of " + r.Module + " at " + r.Ref
+	}
+	if r.Environment != "" {
+		s += " in environment " + r.Environment
+	}
+	return s
+}
+
+// Conflicts reports whether a record made for r cannot be the result of
+// want. An empty environment in want means "each node's default", which
+// matches any.
+func (r Request) Conflicts(want Request) bool {
+	if r == (Request{}) {
+		return false // a node older than this field says nothing of the request
+	}
+	if r.Module != want.Module || r.Ref != want.Ref {
+		return true
+	}
+	return want.Environment != "" && r.Environment != "" && r.Environment != want.Environment
 }
 
 // StatusRequest is the payload of `puppet-status`. An empty ID asks for the
 // node's state now (idle or running, and its last run).
 type StatusRequest struct {
 	ID string `json:"id,omitempty"`
+	// Known asks only the nodes with a record of ID to answer; the others
+	// stay silent. For finding every node a deploy reached.
+	Known bool `json:"known,omitempty"`
 }
 
 // Phases a node reports for one deploy id.
@@ -103,6 +155,8 @@ const (
 // Reasons for a failed, busy or disabled phase.
 const (
 	ReasonSyncFailed        = "sync_failed"        // master: git or install failed
+	ReasonUnknownRef        = "unknown_ref"        // master: the ref is not in the module's repository
+	ReasonUnknownModule     = "unknown_module"     // master: no repository for the module
 	ReasonTriggerFailed     = "trigger_failed"     // master: could not fire puppetrun
 	ReasonResourcesFailed   = "resources_failed"   // puppet applied the catalog; some resources failed
 	ReasonCompileError      = "compile_error"      // no catalog: the server could not compile it
@@ -116,25 +170,31 @@ const (
 
 // Status is a node's answer to `puppet-status`.
 type Status struct {
-	V        int     `json:"v"`
-	Node     string  `json:"node"`
-	Role     string  `json:"role"`
-	ID       string  `json:"id,omitempty"`
-	Phase    string  `json:"phase"`
-	Reason   string  `json:"reason,omitempty"`
-	Message  string  `json:"msg,omitempty"`
-	Exit     *int    `json:"exit,omitempty"`
-	Changed  int     `json:"changed,omitempty"`
-	Failed   int     `json:"failed,omitempty"`
-	Total    int     `json:"total,omitempty"`
-	Duration float64 `json:"dur,omitempty"`
-	Started  int64   `json:"started,omitempty"`  // unix seconds
-	Finished int64   `json:"finished,omitempty"` // unix seconds
-	Running  string  `json:"running,omitempty"`  // id of the run in progress on this node now
-	Sync     string  `json:"sync,omitempty"`     // master: the code-sync phase for ID
-	SyncMsg  string  `json:"sync_msg,omitempty"` // master: git's error, or what the trigger reached
-	Commit   string  `json:"commit,omitempty"`   // master: the commit installed
-	Last     *Status `json:"last,omitempty"`     // with an empty request ID: the node's last run
+	V          int     `json:"v"`
+	Node       string  `json:"node"`
+	Role       string  `json:"role"`
+	ID         string  `json:"id,omitempty"`
+	Phase      string  `json:"phase"`
+	Reason     string  `json:"reason,omitempty"`
+	Message    string  `json:"msg,omitempty"`
+	Exit       *int    `json:"exit,omitempty"`
+	Changed    int     `json:"changed,omitempty"`
+	Failed     int     `json:"failed,omitempty"`
+	Total      int     `json:"total,omitempty"`
+	Duration   float64 `json:"dur,omitempty"`
+	Started    int64   `json:"started,omitempty"`     // unix seconds
+	Finished   int64   `json:"finished,omitempty"`    // unix seconds
+	Running    string  `json:"running,omitempty"`     // id of the run in progress on this node now
+	Sync       string  `json:"sync,omitempty"`        // master: the code-sync phase for ID
+	SyncMsg    string  `json:"sync_msg,omitempty"`    // master: git's error, or what the trigger reached
+	SyncReason string  `json:"sync_reason,omitempty"` // master: why the sync failed
+	Commit     string  `json:"commit,omitempty"`      // master: the commit installed
+	Reached    int     `json:"reached,omitempty"`     // master: nodes that answered its puppetrun trigger
+	Last       *Status `json:"last,omitempty"`        // with an empty request ID: the node's last run
+	// Request says what this node's record of ID was made for.
+	Request Request `json:"req,omitzero"`
+	// Applied is the code version the run applied (Puppet's config_version).
+	Applied string `json:"applied,omitempty"`
 }
 
 // Done reports whether the phase is final for an agent's run.
@@ -262,16 +322,14 @@ func (e *ErrTooLarge) Error() string {
 }
 
 // EncodeDeploy encodes a deploy event payload and checks it fits in one serf
-// user event.
+// user event, sized as serf sizes it.
 func EncodeDeploy(d *Deploy) ([]byte, error) {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
-	// Serf counts the event's name with its payload (measured: a 507-byte
-	// deploy payload is refused with "exceeds configured limit of 512 bytes").
-	if limit := MaxEventPayload - len(EventDeploy); len(b) > limit {
-		return nil, &ErrTooLarge{What: "the deploy event (payload plus its name)", Size: len(b) + len(EventDeploy), Limit: MaxEventPayload}
+	if !EventFits(EventDeploy, b) {
+		return nil, &ErrTooLarge{What: "the deploy event (encoded as serf sends it)", Size: EventSize(EventDeploy, b), Limit: MaxEventPayload}
 	}
 	return b, nil
 }
@@ -290,16 +348,18 @@ func DecodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// EncodeAnswer encodes a query answer and keeps it under serf's response
-// limit by shortening its free-text messages (the longest first), which are
-// the only parts of an answer that can grow without bound.
-func EncodeAnswer(v any, messages ...*string) ([]byte, error) {
+// EncodeAnswer encodes node from's answer to a query and keeps it under
+// serf's response limit, as serf sizes it, by shortening its free-text
+// messages (the longest first), the only parts of an answer that can grow
+// without bound. An answer over the limit is never sent by serf: the asker
+// would hear nothing.
+func EncodeAnswer(from string, v any, messages ...*string) ([]byte, error) {
 	for {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, err
 		}
-		if len(b) <= MaxQueryResponse {
+		if ResponseFits(from, b) {
 			return b, nil
 		}
 		var longest *string
@@ -308,14 +368,16 @@ func EncodeAnswer(v any, messages ...*string) ([]byte, error) {
 				longest = m
 			}
 		}
+		size := ResponseSize(from, b)
 		if longest == nil || *longest == "" {
-			return nil, &ErrTooLarge{What: "the answer", Size: len(b), Limit: MaxQueryResponse}
+			return nil, &ErrTooLarge{What: "the answer", Size: size, Limit: MaxQueryResponse}
 		}
 		// Cut by the excess, or in proportion when JSON escaping makes the
 		// encoded text longer than the text (e.g. "<" becomes \u003c), so
 		// that an escaped message is shortened rather than emptied.
-		target := len(*longest) - (len(b) - MaxQueryResponse) - 8
-		if prop := len(*longest)*MaxQueryResponse/len(b) - 8; prop > target {
+		limit := MaxQueryResponse - sizeMargin
+		target := len(*longest) - (size - limit) - 8
+		if prop := len(*longest)*limit/size - 8; prop > target {
 			target = prop
 		}
 		*longest = Truncate(*longest, target)

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -38,27 +39,28 @@ func TestValidatorsRefuseShellAndOptionInjection(t *testing.T) {
 	}
 }
 
-func TestEncodeDeployCountsTheEventName(t *testing.T) {
-	d := Deploy{ID: "d", Module: "motd", Ref: "v1"}
-	b, err := EncodeDeploy(&d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Pad the id until the payload is exactly at serf's limit minus the name.
-	d.ID = strings.Repeat("x", 128)
-	for n := 0; ; n++ {
+func TestEncodeDeploySizesTheEventAsSerfDoes(t *testing.T) {
+	d := Deploy{ID: strings.Repeat("x", 128), Module: "motd", Ref: "v1"}
+	var last []byte
+	for {
 		d.Nodes = append(d.Nodes, "n")
-		b, err = EncodeDeploy(&d)
+		b, err := EncodeDeploy(&d)
 		if err != nil {
 			var tl *ErrTooLarge
-			if !errors.As(err, &tl) || tl.Limit != MaxEventPayload {
+			if !errors.As(err, &tl) || tl.Limit != MaxEventPayload || tl.Size <= MaxEventPayload {
 				t.Fatalf("error %v", err)
 			}
 			break
 		}
-		if len(b)+len(EventDeploy) > MaxEventPayload {
-			t.Fatalf("a %d-byte payload passed", len(b))
+		if EventSize(EventDeploy, b) > MaxEventPayload {
+			t.Fatalf("a payload encoding to %d bytes passed", EventSize(EventDeploy, b))
 		}
+		last = b
+	}
+	// The raw payload that fits is well under 512 bytes: serf's own
+	// encoding takes the rest (the old check let 477-506 bytes through).
+	if len(last)+len(EventDeploy) >= MaxEventPayload-20 {
+		t.Fatalf("largest accepted payload %d bytes: the encoding overhead is not counted", len(last))
 	}
 }
 
@@ -79,21 +81,36 @@ func TestDecodeStrict(t *testing.T) {
 }
 
 func TestEncodeAnswerStaysUnderTheResponseLimit(t *testing.T) {
-	st := Status{V: Version, Node: "agent-01", Role: "agent", ID: "d", Phase: PhaseFailed,
-		Message: strings.Repeat("<é>", 1000), SyncMsg: strings.Repeat("x", 300)}
-	b, err := EncodeAnswer(&st, &st.Message, &st.SyncMsg)
-	if err != nil {
-		t.Fatal(err)
+	for _, size := range []int{600, 700, 1000, 1024, 2000, 5000} {
+		for _, node := range []string{"agent-01", strings.Repeat("n", 200)} {
+			st := Status{V: Version, Node: node, Role: "agent", ID: "d", Phase: PhaseFailed,
+				Message: strings.Repeat("<é>", size/4), SyncMsg: strings.Repeat("x", size/3)}
+			b, err := EncodeAnswer(node, &st, &st.Message, &st.SyncMsg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ResponseSize(node, b); got > MaxQueryResponse {
+				t.Fatalf("%d-byte message from %d-byte name: answer encodes to %d bytes", size, len(node), got)
+			}
+			var back Status
+			if err := json.Unmarshal(b, &back); err != nil || !utf8.ValidString(back.Message) || back.Message == "" {
+				t.Fatalf("%v %q", err, back.Message)
+			}
+		}
 	}
-	if len(b) > MaxQueryResponse {
-		t.Fatalf("%d bytes", len(b))
-	}
-	var back Status
-	if err := json.Unmarshal(b, &back); err != nil || !utf8.ValidString(back.Message) || !strings.HasSuffix(back.Message, "…") {
-		t.Fatalf("%v %q", err, back.Message)
-	}
-	if _, err := EncodeAnswer(&Status{Node: strings.Repeat("n", 2000)}); err == nil {
+	if _, err := EncodeAnswer("n", &Status{Node: strings.Repeat("n", 2000)}); err == nil {
 		t.Fatal("an answer that cannot shrink was accepted")
+	}
+}
+
+func TestQuerySizeGrowsWithTheNodeFilter(t *testing.T) {
+	var nodes []string
+	for i := 0; QueryFits(QueryPuppetStatus, []byte(`{"id":"x"}`), nodes, nil, 5e9, "cli"); i++ {
+		nodes = append(nodes, fmt.Sprintf("agent-%03d", i))
+	}
+	// About 11 bytes a name: around 80 names fit, never 100.
+	if len(nodes) < 40 || len(nodes) > 95 {
+		t.Fatalf("%d node names fit in one query", len(nodes))
 	}
 }
 

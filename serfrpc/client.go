@@ -39,6 +39,7 @@ type Config struct {
 type Client struct {
 	rpc  *client.RPCClient
 	addr string
+	self string // the agent's node name: its length counts in a query's size
 }
 
 // Connect dials the agent, performs serf's handshake and, with a key, its
@@ -66,7 +67,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		if r.err != nil {
 			return nil, classify(addr, r.err)
 		}
-		return &Client{rpc: r.rpc, addr: addr}, nil
+		// Without the agent's name, size queries as if it were as long
+		// as serfdeploy allows, so that they still fit.
+		c := &Client{rpc: r.rpc, addr: addr, self: strings.Repeat("n", 253)}
+		if stats, err := r.rpc.Stats(); err == nil && stats["agent"]["name"] != "" {
+			c.self = stats["agent"]["name"]
+		}
+		return c, nil
 	case <-ctx.Done():
 		// The dial goroutine may still finish; close what it returns.
 		go func() {

@@ -3,6 +3,7 @@ package serfrpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -124,5 +125,60 @@ func TestConnectErrors(t *testing.T) {
 	cl.Nodes()[0].Kill()
 	if _, err := c.Members(context.Background(), Filter{}, ""); !errors.Is(err, ErrGone) && !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("agent killed mid-session: %v", err)
+	}
+}
+
+// TestQueryToMoreNamesThanFitInOneQuery: a node filter that makes a query
+// longer than serf's 1024 bytes (here six 180-character names; in a fleet,
+// about 80 short ones) is split into queries that fit, and every node
+// answers. Before, the agent refused the whole query ("query exceeds limit
+// of 1024 bytes") and a deploy to 100 agents exited 2.
+func TestQueryToMoreNamesThanFitInOneQuery(t *testing.T) {
+	var specs []testcluster.NodeSpec
+	var all []string
+	for i := 0; i < 6; i++ {
+		name := fmt.Sprintf("agent-%d-%s", i, strings.Repeat("x", 170))
+		all = append(all, name)
+		specs = append(specs, testcluster.NodeSpec{Name: name})
+	}
+	cl := testcluster.Start(t, testcluster.Options{Handler: "echo pong"}, specs...)
+	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
+	res, err := c.Query(context.Background(), Query{
+		Name: "ping", Payload: []byte(`{"id":"x"}`), Filter: Filter{Nodes: all},
+		Timeout: 15 * time.Second, Expect: all, Resend: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || len(res.Responses) != len(all) {
+		t.Fatalf("complete %v, %d of %d answers", res.Complete, len(res.Responses), len(all))
+	}
+	if res.Sent < 2 {
+		t.Fatalf("%d query sent for %d long names: the filter was not split", res.Sent, len(all))
+	}
+}
+
+// TestSlowNodeIsNotAskedAgain: a node that acknowledged a query but answers
+// late (its handler queued behind others) keeps its first query open and is
+// not sent the query again; its late answer counts. Before, each resend
+// round closed the query after the resend interval, the late answer was
+// dropped ("reply for non-running query" in the agent's log) and the node
+// was asked again every interval.
+func TestSlowNodeIsNotAskedAgain(t *testing.T) {
+	cl := testcluster.Start(t, testcluster.Options{Handler: "sh -c 'sleep 2; echo pong'"},
+		testcluster.NodeSpec{Name: "a"}, testcluster.NodeSpec{Name: "slow"})
+	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
+	res, err := c.Query(context.Background(), Query{
+		Name: "ping", Filter: Filter{Nodes: []string{"slow"}},
+		Timeout: 10 * time.Second, Expect: []string{"slow"}, Resend: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Complete || !res.Responded("slow") {
+		t.Fatalf("the slow node's answer was lost: %+v", res)
+	}
+	if res.Sent != 1 {
+		t.Fatalf("%d queries sent to a node that had acknowledged the first", res.Sent)
 	}
 }
