@@ -3,9 +3,17 @@ package render
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
@@ -46,7 +54,8 @@ type junitDoc struct {
 			Name  string `xml:"name,attr"`
 			Value string `xml:"value,attr"`
 		} `xml:"properties>property"`
-		Cases []struct {
+		SystemOut string `xml:"system-out"`
+		Cases     []struct {
 			Name      string `xml:"name,attr"`
 			Classname string `xml:"classname,attr"`
 			Time      string `xml:"time,attr"`
@@ -58,7 +67,12 @@ type junitDoc struct {
 			Error *struct {
 				Message string `xml:"message,attr"`
 				Type    string `xml:"type,attr"`
+				Body    string `xml:",chardata"`
 			} `xml:"error"`
+			Skipped *struct {
+				Message string `xml:"message,attr"`
+			} `xml:"skipped"`
+			SystemOut *string `xml:"system-out"`
 		} `xml:"testcase"`
 	} `xml:"testsuite"`
 }
@@ -76,11 +90,11 @@ func TestJUnit(t *testing.T) {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
 	s := doc.Suites[0]
-	if len(doc.Suites) != 1 || s.Tests != 4 || s.Failures != 1 || s.Errors != 2 || s.Time != "90.000" || s.Name != "serfdeploy.deploy.jenkins-release-7" {
+	if len(doc.Suites) != 1 || s.Tests != 4 || s.Failures != 1 || s.Errors != 2 || s.Time != "90.000" || s.Name != "serfdeploy.production.motd" {
 		t.Fatalf("suite %+v", s)
 	}
 	c := s.Cases
-	if c[0].Name != "agent-01" || c[0].Failure != nil || c[0].Error != nil || c[0].Time != "2.500" || c[0].Classname != s.Name {
+	if c[0].Name != "agent-01" || c[0].Failure != nil || c[0].Error != nil || c[0].Time != "2.500" || c[0].Classname != "serfdeploy.production.motd" {
 		t.Fatalf("passing case %+v", c[0])
 	}
 	if c[1].Failure == nil || !strings.Contains(c[1].Failure.Message, "resources_failed") || !strings.Contains(c[1].Failure.Body, "Exec[boom]: '/bin/false' returned 1") {
@@ -124,5 +138,432 @@ func TestSummaryAndMarkdown(t *testing.T) {
 	md := buf.String()
 	if !strings.Contains(md, "| agent-02 | failed | 6 | 1 | 1 | 9 |") || strings.Contains(md, "<b>") || !strings.Contains(md, `pipe \| and`) {
 		t.Fatalf("markdown:\n%s", md)
+	}
+}
+
+// Text as nodes really send it: Puppet's colours, terminal titles, NUL and
+// other C0 controls, broken UTF-8, a CDATA terminator.
+const (
+	puppetColour = "\x1b[1;31mError: Could not apply\x1b[0m"
+	oscTitle     = "\x1b]0;puppet\x07"
+	controls     = "nul\x00 bel\x07 bs\x08 vt\x0b ff\x0c us\x1f del\x7f c1\u0085\u009b"
+	badUTF8      = "bad \xff\xfe \xc3 utf8"
+	cdataEnd     = "]]> <![CDATA[ </failure> & <x>"
+)
+
+// hostileMessage mixes all of them, with "é" straddling the cuts at 300,
+// 160 and 200 bytes.
+func hostileMessage() string {
+	var b strings.Builder
+	b.WriteString(puppetColour + oscTitle + controls + badUTF8 + cdataEnd)
+	for b.Len() < 2000 {
+		b.WriteString("é\x1b[0m\x00")
+	}
+	return b.String()
+}
+
+// bigMessage is 100 kB, with a multibyte character at the 8 kB cut.
+func bigMessage() string {
+	return "\x1b[31m" + strings.Repeat("x", maxText-6) + strings.Repeat("日", 40000) + "\x1b[0m"
+}
+
+func hostileResult() *orchestrate.Result {
+	res := sample()
+	res.Ref = "v2\x1b[0m"
+	res.Build.Tag = "tag\x00`|"
+	res.Outcome = "1 failed\x1b[0m (exit 1)"
+	res.StatusSource = "the logging service\x07"
+	res.Masters[0].Message = "synced\x1b[32m ok\x1b[0m " + hostileMessage()
+	res.Nodes[0].Message = bigMessage()
+	res.Nodes[1].Message = hostileMessage()
+	res.Nodes[1].Reason = "resources_failed\x1b[0m"
+	res.Nodes[1].FailedResources = append(res.Nodes[1].FailedResources,
+		orchestrate.FailedResource{Resource: "Exec[\x1b[31mcolour\x1b[0m]\x00", Message: hostileMessage()},
+		orchestrate.FailedResource{Resource: "File[/big]", Message: bigMessage()})
+	res.Nodes[2].Message = controls + badUTF8
+	res.Nodes[3].Message = cdataEnd + puppetColour
+	return res
+}
+
+// checkXML parses the JUnit output as strictly as Jenkins does: Go's strict
+// decoder over every token, then xmllint, then into junitDoc.
+func checkXML(t *testing.T, b []byte) junitDoc {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = true
+	for {
+		if _, err := dec.Token(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("invalid XML: %v", err)
+		}
+	}
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatal("xmllint is not on PATH: install Debian's libxml2-utils (apt-get install libxml2-utils); this test needs it")
+	}
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(xmllint, "--noout", path).CombinedOutput(); err != nil {
+		t.Fatalf("xmllint refuses the JUnit file: %v\n%s", err, out)
+	}
+	var doc junitDoc
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("%d suites", len(doc.Suites))
+	}
+	return doc
+}
+
+func TestJUnitHostileText(t *testing.T) {
+	res := hostileResult()
+	var buf bytes.Buffer
+	if err := JUnit(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.Bytes()
+	if bytes.IndexByte(out, 0x1b) >= 0 || !utf8.Valid(out) {
+		t.Fatal("JUnit output carries ESC or invalid UTF-8")
+	}
+	doc := checkXML(t, out)
+	s := doc.Suites[0]
+	if len(s.Cases) != len(res.Nodes) || s.Tests != len(res.Nodes) || s.Failures != 1 || s.Errors != 2 {
+		t.Fatalf("suite: %d cases, tests=%d failures=%d errors=%d", len(s.Cases), s.Tests, s.Failures, s.Errors)
+	}
+	c := s.Cases
+	if c[0].Failure != nil || c[0].Error != nil || c[0].SystemOut == nil || !strings.Contains(*c[0].SystemOut, "[cut: 8192 of") {
+		t.Fatalf("finished case with a 100 kB message: %+v", c[0])
+	}
+	if c[1].Failure == nil || !strings.Contains(c[1].Failure.Message, "Error: Could not apply") ||
+		!strings.Contains(c[1].Failure.Body, "Exec[colour]: Error: Could not apply") ||
+		!strings.Contains(c[1].Failure.Body, cdataEnd) || !strings.Contains(c[1].Failure.Body, "[cut: 8192 of") {
+		t.Fatalf("failed case: %+v", c[1].Failure)
+	}
+	if c[2].Error == nil || c[2].Error.Type != "lost" || !strings.Contains(c[2].Error.Message, "nul bel bs vt ff us del c1") ||
+		!strings.Contains(c[2].Error.Body, "bad \ufffd\ufffd \ufffd utf8") {
+		t.Fatalf("lost case: %+v", c[2].Error)
+	}
+	if c[3].Error == nil || !strings.Contains(c[3].Error.Body, cdataEnd+"Error: Could not apply") {
+		t.Fatalf("timeout case: %+v", c[3].Error)
+	}
+	if !strings.Contains(s.SystemOut, "master master-01: code sync triggered (abc123): synced ok") {
+		t.Fatalf("suite output:\n%s", s.SystemOut)
+	}
+	// Two 100 kB messages and a 100 kB resource message, each capped.
+	if len(out) > 60<<10 {
+		t.Fatalf("JUnit output is %d bytes: messages are not capped", len(out))
+	}
+}
+
+// TestJUnitOldFailure pins the original defect: Puppet's colour codes in a
+// failed resource's message made the file invalid for Jenkins.
+func TestJUnitOldFailure(t *testing.T) {
+	res := sample()
+	res.Nodes[1].FailedResources[0].Message = "\x1b[0;31mError: /Stage[main]/Motd/Exec[boom]: returned 1\x1b[0m"
+	var buf bytes.Buffer
+	if err := JUnit(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	doc := checkXML(t, buf.Bytes())
+	if len(doc.Suites[0].Cases) != 4 || !strings.Contains(doc.Suites[0].Cases[1].Failure.Body, "Exec[boom]: Error: /Stage[main]/Motd/Exec[boom]: returned 1\n") {
+		t.Fatalf("%+v", doc.Suites[0].Cases)
+	}
+}
+
+func TestJUnitStates(t *testing.T) {
+	want := map[string]string{
+		"finished": "pass", "failed": "failure", "busy": "failure", "disabled": "failure", "stale": "failure",
+		"lost": "error", "timeout": "error", "missed": "error", "interrupted": "error",
+		"waiting": "error", "pending": "error", "running": "error", "skipped": "skipped",
+	}
+	res := sample()
+	res.Nodes = nil
+	for state := range want {
+		res.Nodes = append(res.Nodes, orchestrate.NodeResult{Node: "node-" + state, State: state, JoinedLate: state == "failed" || state == "finished"})
+	}
+	var buf bytes.Buffer
+	if err := JUnit(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	doc := checkXML(t, buf.Bytes())
+	if len(doc.Suites[0].Cases) != len(want) {
+		t.Fatalf("%d cases for %d nodes", len(doc.Suites[0].Cases), len(want))
+	}
+	for _, c := range doc.Suites[0].Cases {
+		state := strings.TrimPrefix(c.Name, "node-")
+		got := "pass"
+		switch {
+		case c.Failure != nil:
+			got = "failure"
+		case c.Error != nil:
+			got = "error"
+		case c.Skipped != nil:
+			got = "skipped"
+		}
+		if got != want[state] {
+			t.Errorf("%s: %s, want %s", state, got, want[state])
+		}
+	}
+	for _, c := range doc.Suites[0].Cases {
+		switch c.Name {
+		case "node-failed":
+			if !strings.Contains(c.Failure.Message, "(joined late: not in the CLI's target list") || !strings.Contains(c.Failure.Body, "joined late") {
+				t.Errorf("joined late failure: %+v", c.Failure)
+			}
+		case "node-finished":
+			if c.SystemOut == nil || !strings.Contains(*c.SystemOut, "joined late") {
+				t.Errorf("joined late pass: %+v", c)
+			}
+		}
+	}
+}
+
+func TestJUnitClassnameIsStable(t *testing.T) {
+	a, b := sample(), sample()
+	b.ID = "jenkins-release-8"
+	if classname(a) != classname(b) || classname(a) != "serfdeploy.production.motd" {
+		t.Fatalf("classnames %q and %q", classname(a), classname(b))
+	}
+	var buf bytes.Buffer
+	if err := JUnit(&buf, b); err != nil {
+		t.Fatal(err)
+	}
+	doc := checkXML(t, buf.Bytes())
+	if s := doc.Suites[0]; s.Name != "serfdeploy.production.motd" || strings.Contains(s.Name, "jenkins-release") || s.Cases[0].Classname != s.Name {
+		t.Fatalf("suite %q, case classname %q", s.Name, s.Cases[0].Classname)
+	}
+	cases := []struct {
+		kind, module, env, want string
+	}{
+		{"deploy", "my.module", "prod.eu", "serfdeploy.prod_eu.my_module"},
+		{"deploy", "motd", "", "serfdeploy.default.motd"},
+		{"run", "", "qa", "serfdeploy.qa.run"},
+		{"run", "motd", "", "serfdeploy.default.run"},
+		{"deploy", "a b/c\x1b[0m", "é", "serfdeploy._.a_b_c__0m"},
+	}
+	for _, c := range cases {
+		got := classname(&orchestrate.Result{Kind: c.kind, Module: c.module, Environment: c.env})
+		if got != c.want || strings.Count(got, ".") != 2 {
+			t.Errorf("%s %q in %q: %q, want %q", c.kind, c.module, c.env, got, c.want)
+		}
+	}
+}
+
+func TestJUnitSuiteOutput(t *testing.T) {
+	res := sample()
+	res.Masters[0].Message = "fetched v2"
+	var buf bytes.Buffer
+	if err := JUnit(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	out := checkXML(t, buf.Bytes()).Suites[0].SystemOut
+	for _, want := range []string{
+		"deploy id: jenkins-release-7\n", "kind: deploy\n", "module: motd\n", "ref: v2\n", "environment: production\n",
+		"build: https://ci.example/job/release/7/\n", "exit code: 1\n",
+		"outcome: 1 finished, 1 failed, 1 lost, 1 timeout: a puppet run failed or did not happen (exit 1)\n",
+		"master master-01: code sync triggered (abc123): fetched v2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("suite output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func earlyExit() *orchestrate.Result {
+	start := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+	return &orchestrate.Result{
+		ID: "jenkins-release-9", Kind: "deploy", Module: "motd", Ref: "v3", Environment: "production",
+		Started: start, Finished: start.Add(time.Second), ExitCode: orchestrate.ExitInfra,
+		Error: "serf agent at 127.0.0.1:7373 is unreachable: \x1b[31mconnection refused\x1b[0m",
+	}
+}
+
+func TestJUnitEarlyExit(t *testing.T) {
+	var buf bytes.Buffer
+	if err := JUnit(&buf, earlyExit()); err != nil {
+		t.Fatal(err)
+	}
+	s := checkXML(t, buf.Bytes()).Suites[0]
+	if s.Tests != 1 || s.Errors != 1 || len(s.Cases) != 1 {
+		t.Fatalf("suite %+v", s)
+	}
+	c := s.Cases[0]
+	msg := "serf agent at 127.0.0.1:7373 is unreachable: connection refused"
+	if c.Name != "serfdeploy" || c.Classname != "serfdeploy.production.motd" || c.Error == nil ||
+		c.Error.Type != "exit-5" || c.Error.Message != msg {
+		t.Fatalf("case %+v error %+v", c, c.Error)
+	}
+	if !strings.Contains(s.SystemOut, "outcome: "+msg+" (exit 5)") {
+		t.Fatalf("suite output:\n%s", s.SystemOut)
+	}
+	buf.Reset()
+	if err := Markdown(&buf, earlyExit()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "**"+msg+" (exit 5)**") {
+		t.Fatalf("markdown:\n%s", buf.String())
+	}
+	buf.Reset()
+	if err := Summary(&buf, earlyExit(), iostreams.ColorScheme{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(buf.String(), msg+" (exit 5)\n") {
+		t.Fatalf("summary:\n%s", buf.String())
+	}
+}
+
+func TestMarkdownSummaryHostileText(t *testing.T) {
+	for name, write := range map[string]func(io.Writer, *orchestrate.Result) error{
+		"markdown": Markdown,
+		"summary":  func(w io.Writer, r *orchestrate.Result) error { return Summary(w, r, iostreams.ColorScheme{}) },
+	} {
+		var buf bytes.Buffer
+		if err := write(&buf, hostileResult()); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if strings.IndexByte(out, 0x1b) >= 0 || strings.IndexByte(out, 0) >= 0 || !utf8.ValidString(out) {
+			t.Errorf("%s: ESC, NUL or invalid UTF-8 in the output", name)
+		}
+		if !strings.Contains(out, "Error: Could not apply") || len(out) > 60<<10 {
+			t.Errorf("%s: %d bytes, message lost or not capped", name, len(out))
+		}
+	}
+	var buf bytes.Buffer
+	if err := Markdown(&buf, hostileResult()); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(l, "| agent-") && strings.Count(strings.ReplaceAll(l, `\|`, ""), "|") != 9 {
+			t.Errorf("table row broken: %q", l)
+		}
+	}
+}
+
+func TestJSONHostileText(t *testing.T) {
+	res := hostileResult()
+	var buf bytes.Buffer
+	if err := JSON(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.Bytes()
+	if bytes.IndexByte(out, 0x1b) >= 0 || bytes.Contains(out, []byte(`\u001b`)) || bytes.Contains(out, []byte(`\u0000`)) || !utf8.Valid(out) {
+		t.Fatal("JSON carries ESC, NUL or invalid UTF-8")
+	}
+	var got orchestrate.Result
+	if err := protocol.DecodeStrict(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Nodes) != 4 || got.Nodes[1].FailedResources[1].Resource != "Exec[colour]" || got.Ref != "v2" ||
+		!strings.HasPrefix(got.Nodes[1].Message, "Error: Could not apply") {
+		t.Fatalf("decoded %+v", got)
+	}
+	if !reflect.DeepEqual(res, hostileResult()) {
+		t.Fatal("JSON changed the caller's result")
+	}
+}
+
+// TestJSONCleansEveryField fills every string of a Result, so that a field
+// added later and not cleaned fails here.
+func TestJSONCleansEveryField(t *testing.T) {
+	const dirty = "\x1b[31mok\x00\xff"
+	res := &orchestrate.Result{Build: &protocol.Build{}, Masters: make([]orchestrate.MasterResult, 1),
+		Nodes: []orchestrate.NodeResult{{FailedResources: make([]orchestrate.FailedResource, 1)}}}
+	walkStrings(reflect.ValueOf(res), func(v reflect.Value) { v.SetString(dirty) })
+	var buf bytes.Buffer
+	if err := JSON(&buf, res); err != nil {
+		t.Fatal(err)
+	}
+	var got orchestrate.Result
+	if err := protocol.DecodeStrict(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	walkStrings(reflect.ValueOf(&got), func(v reflect.Value) {
+		n++
+		if v.String() != "ok\ufffd" {
+			t.Errorf("a field is %q", v.String())
+		}
+	})
+	if n < 20 {
+		t.Fatalf("only %d strings decoded", n)
+	}
+}
+
+func walkStrings(v reflect.Value, f func(reflect.Value)) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			walkStrings(v.Elem(), f)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				walkStrings(v.Field(i), f)
+			}
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			walkStrings(v.Index(i), f)
+		}
+	case reflect.String:
+		f(v)
+	}
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+func TestSummaryColumnsAlignWithColour(t *testing.T) {
+	ios := iostreams.Test(nil, io.Discard, io.Discard)
+	if err := ios.SetColorMode(iostreams.ColorAlways); err != nil {
+		t.Fatal(err)
+	}
+	res := sample()
+	res.Nodes = append(res.Nodes,
+		orchestrate.NodeResult{Node: "agent-05", State: "running"},
+		orchestrate.NodeResult{Node: "agent-06-long-name", State: "skipped"},
+		orchestrate.NodeResult{Node: "agent-07", State: "interrupted", Message: "日本語 detail"})
+	var buf bytes.Buffer
+	if err := Summary(&buf, res, ios.ColorScheme()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "\x1b[") {
+		t.Fatal("no colour with colour on")
+	}
+	lines := strings.Split(ansi.ReplaceAllString(buf.String(), ""), "\n")
+	head := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "NODE ") {
+			head = i
+		}
+	}
+	if head < 0 {
+		t.Fatalf("no table header:\n%s", buf.String())
+	}
+	header := []rune(lines[head])
+	var starts []int
+	for i := range header {
+		if header[i] != ' ' && (i == 0 || header[i-1] == ' ') {
+			starts = append(starts, i)
+		}
+	}
+	if len(starts) != 8 {
+		t.Fatalf("header %q", lines[head])
+	}
+	for _, l := range lines[head+1 : head+1+len(res.Nodes)] {
+		row := []rune(l)
+		for i, c := range starts[1:] {
+			if c >= len(row) && i == len(starts)-2 {
+				break // no detail
+			}
+			if c >= len(row) || row[c-1] != ' ' || row[c] == ' ' {
+				t.Errorf("row %q does not start a column at %d as the header does:\n%s", l, c, lines[head])
+				break
+			}
+		}
 	}
 }

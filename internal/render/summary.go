@@ -8,15 +8,24 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
-// JSON writes v as one indented JSON document.
+// JSON writes v as one indented JSON document. A deploy result is written
+// cleaned (see protocol.CleanText), like every other report of it.
 func JSON(w io.Writer, v any) error {
+	switch r := v.(type) {
+	case *orchestrate.Result:
+		if r != nil {
+			v = cleanResult(r)
+		}
+	case orchestrate.Result:
+		v = cleanResult(&r)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -25,63 +34,95 @@ func JSON(w io.Writer, v any) error {
 // Summary writes the per-node table of a deploy, run or report, then the
 // failed resources with their messages, then the outcome line.
 func Summary(w io.Writer, res *orchestrate.Result, cs iostreams.ColorScheme) error {
-	title := res.Kind + " " + res.ID
+	title := line(res.Kind, 100) + " " + line(res.ID, 200)
 	if res.Module != "" {
-		title += fmt.Sprintf(": %s at %s", res.Module, res.Ref)
+		title += fmt.Sprintf(": %s at %s", line(res.Module, 200), line(res.Ref, 200))
 	}
 	if res.Environment != "" {
-		title += " (environment " + res.Environment + ")"
+		title += " (environment " + line(res.Environment, 200) + ")"
 	}
 	fmt.Fprintln(w, cs.Bold(title))
 	for _, m := range res.Masters {
-		line := fmt.Sprintf("  master %s: code sync %s", m.Node, m.Phase)
-		if m.Commit != "" {
-			line += " (" + m.Commit + ")"
-		}
-		if m.Message != "" {
-			line += ": " + m.Message
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintf(w, "  master %s: %s\n", line(m.Node, 200), masterLine(m, maxText))
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tRESULT\tEXIT\tCHANGED\tFAILED\tTOTAL\tDURATION\tDETAIL")
+	rows := [][]cell{{{text: "NODE"}, {text: "RESULT"}, {text: "EXIT"}, {text: "CHANGED"}, {text: "FAILED"},
+		{text: "TOTAL"}, {text: "DURATION"}, {text: "DETAIL"}}}
 	for _, n := range res.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", n.Node, paintState(cs, n.State), exitText(n.ExitCode),
-			n.Changed, n.Failed, n.Total, durationText(n.DurationSec), detail(n))
+		state := line(n.State, 100)
+		rows = append(rows, []cell{{text: line(n.Node, 300)}, {text: state, paint: stateColor(cs, n.State)},
+			{text: exitText(n.ExitCode)}, {text: fmt.Sprint(n.Changed)}, {text: fmt.Sprint(n.Failed)},
+			{text: fmt.Sprint(n.Total)}, {text: durationText(n.DurationSec)}, {text: detail(n)}})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(res.Nodes) > 0 {
+		if err := writeTable(w, rows); err != nil {
+			return err
+		}
 	}
 	for _, n := range res.Nodes {
 		for _, f := range n.FailedResources {
-			fmt.Fprintf(w, "  %s: %s: %s\n", n.Node, cs.Red(f.Resource), f.Message)
+			fmt.Fprintf(w, "  %s: %s: %s\n", line(n.Node, 300), cs.Red(line(f.Resource, 1000)), text(f.Message))
 		}
 	}
 	if res.StatusSource != "" {
-		fmt.Fprintf(w, "final status from %s\n", res.StatusSource)
+		fmt.Fprintf(w, "final status from %s\n", line(res.StatusSource, 300))
 	}
-	_, err := fmt.Fprintln(w, paintExit(cs, res.ExitCode, res.Outcome))
+	_, err := fmt.Fprintln(w, paintExit(cs, res.ExitCode, outcomeText(res)))
+	return err
+}
+
+// cell is a table cell: its plain text, which sets the column's width, and
+// the colour to paint it with.
+type cell struct {
+	text  string
+	paint func(string) string
+}
+
+// writeTable aligns the columns on the plain text and colours each cell
+// after padding it: text/tabwriter would count colour codes as width and
+// shift every coloured row.
+func writeTable(w io.Writer, rows [][]cell) error {
+	var widths []int
+	for _, row := range rows {
+		for i, c := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c.text))
+		}
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		var ln strings.Builder
+		for i, c := range row {
+			s := c.text
+			if c.paint != nil {
+				s = c.paint(s)
+			}
+			ln.WriteString(s)
+			if i < len(row)-1 {
+				ln.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text)+2))
+			}
+		}
+		b.WriteString(strings.TrimRight(ln.String(), " ") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 func detail(n orchestrate.NodeResult) string {
 	var parts []string
 	if n.Reason != "" {
-		parts = append(parts, n.Reason)
+		parts = append(parts, line(n.Reason, 200))
 	}
 	if n.Message != "" {
-		parts = append(parts, oneLine(n.Message, 160))
+		parts = append(parts, line(n.Message, 160))
 	}
 	if n.LogMissing {
 		parts = append(parts, "no finished record in the logging service")
 	}
-	return strings.Join(parts, ": ")
-}
-
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		s = s[:max-3] + "..."
+	s := strings.Join(parts, ": ")
+	if n.JoinedLate {
+		s = strings.TrimSpace(s + " " + joinedLate)
 	}
 	return s
 }
@@ -101,15 +142,24 @@ func durationText(sec float64) string {
 }
 
 func paintState(cs iostreams.ColorScheme, state string) string {
-	switch state {
-	case orchestrate.StateFinished:
-		return cs.Green(state)
-	case orchestrate.StateFailed, orchestrate.StateLost:
-		return cs.Red(state)
-	case orchestrate.StateBusy, orchestrate.StateDisabled, orchestrate.StateTimeout, orchestrate.StateMissed:
-		return cs.Yellow(state)
+	if paint := stateColor(cs, state); paint != nil {
+		return paint(state)
 	}
 	return state
+}
+
+// stateColor is the colour of a node state, nil for none.
+func stateColor(cs iostreams.ColorScheme, state string) func(string) string {
+	switch state {
+	case orchestrate.StateFinished:
+		return cs.Green
+	case orchestrate.StateFailed, orchestrate.StateLost, orchestrate.StateStale:
+		return cs.Red
+	case orchestrate.StateBusy, orchestrate.StateDisabled, orchestrate.StateTimeout, orchestrate.StateMissed,
+		orchestrate.StateInterrupted:
+		return cs.Yellow
+	}
+	return nil
 }
 
 func paintExit(cs iostreams.ColorScheme, code int, text string) string {
@@ -128,9 +178,10 @@ func Event(cs iostreams.ColorScheme, e orchestrate.Event) string {
 	if e.Master {
 		who += " (master)"
 	}
-	line := fmt.Sprintf("%-20s %s", who, paintState(cs, e.State))
+	state := line(e.State, 100)
+	s := fmt.Sprintf("%-20s %s", line(who, 300), paintState(cs, state))
 	if e.Detail != "" {
-		line += "  " + oneLine(e.Detail, 200)
+		s += "  " + line(e.Detail, 200)
 	}
-	return line
+	return s
 }
