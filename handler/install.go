@@ -24,7 +24,25 @@ func (n *Node) gitSource(module string) (string, error) {
 	if n.cfg.Master.GitURL != "" {
 		return strings.ReplaceAll(n.cfg.Master.GitURL, "{module}", module), nil
 	}
-	return "", fmt.Errorf("no git source for module %s on master %s: add it under master.modules in %s", module, n.name, n.cfgPath)
+	return "", fmt.Errorf("%w: no git source for module %s on master %s: add it under master.modules in %s", errUnknownModule, module, n.name, n.cfgPath)
+}
+
+// Sync failures that no retry can fix: the deploy named something that does
+// not exist. The CLI reports them as bad input (exit 2), not as
+// infrastructure (exit 5, which a pipeline retries).
+var (
+	errUnknownModule = errors.New("unknown module")
+	errUnknownRef    = errors.New("unknown git ref")
+)
+
+// missingRepo tells git's "no such repository" from a network failure.
+func missingRepo(gitMessage string) bool {
+	for _, s := range []string{"does not appear to be a git repository", "not found", "No such file or directory", "does not exist"} {
+		if strings.Contains(gitMessage, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // fetchModule fetches url at ref into a fresh directory under dir and
@@ -59,11 +77,14 @@ func fetchModule(ctx context.Context, url, ref, dest string) (commit string, err
 		commit, err = git("rev-parse", "--verify", "FETCH_HEAD^{commit}")
 	} else {
 		if _, err := git("fetch", "-q", "--", url, "+refs/heads/*:refs/remotes/src/*", "+refs/tags/*:refs/tags/*"); err != nil {
+			if missingRepo(err.Error()) {
+				return "", fmt.Errorf("%w: git fetch %s: %v", errUnknownModule, url, err)
+			}
 			return "", fmt.Errorf("git fetch %s: %w", url, err)
 		}
 		commit, err = git("rev-parse", "--verify", "--quiet", ref+"^{commit}")
 		if err != nil || commit == "" {
-			return "", fmt.Errorf("git fetch %s %s: %w", url, ref, ferr)
+			return "", fmt.Errorf("%w %s in %s: %v", errUnknownRef, ref, url, ferr)
 		}
 	}
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	answer := protocol.RunAnswer{V: protocol.Version, Node: n.name}
 	reply := func() error {
-		b, err := protocol.EncodeAnswer(&answer, &answer.Message)
+		b, err := protocol.EncodeAnswer(n.name, &answer, &answer.Message)
 		if err != nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		// delivered twice, or two masters triggered the same deploy).
 		answer.Result = protocol.RunAlready
 		if old, err := n.st.load(req.ID, KindRun); err == nil {
-			answer.Message = old.Phase
+			answer.Message, answer.Request = old.Phase, old.request()
 		}
 		return reply()
 	}

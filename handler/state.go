@@ -27,6 +27,7 @@ type Record struct {
 	Module      string           `json:"module,omitempty"`
 	Ref         string           `json:"ref,omitempty"`
 	Commit      string           `json:"commit,omitempty"`
+	Reached     int              `json:"reached,omitempty"` // sync: nodes that answered the trigger
 	Build       *protocol.Build  `json:"build,omitempty"`
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
 
@@ -49,6 +50,11 @@ type Record struct {
 type FailedResource struct {
 	Resource string `json:"resource"`
 	Message  string `json:"message"`
+}
+
+// request is what the record was made for.
+func (r *Record) request() protocol.Request {
+	return protocol.Request{Module: r.Module, Ref: r.Ref, Environment: r.Environment}
 }
 
 // Record kinds.

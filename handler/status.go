@@ -39,21 +39,30 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 	}
 
 	st.ID = req.ID
+	known := false
 	if rec, err := n.st.load(req.ID, KindRun); err == nil {
 		fillRun(&st, n.st.reconcile(rec))
+		known = true
 	}
 	if n.isMaster() {
 		st.Sync = protocol.PhaseUnknown
 		if rec, err := n.st.load(req.ID, KindSync); err == nil {
+			known = true
 			rec = n.st.reconcile(rec)
-			st.Sync, st.SyncMsg, st.Commit = rec.Phase, rec.Message, rec.Commit
+			st.Sync, st.SyncMsg, st.Commit, st.Reached = rec.Phase, rec.Message, rec.Commit, rec.Reached
+			st.SyncReason = rec.Reason
+			st.Request = rec.request()
 		}
+	}
+	if req.Known && !known {
+		return nil // serf sends no answer for a handler that writes nothing
 	}
 	return n.writeStatus(stdout, &st)
 }
 
 func fillRun(st *protocol.Status, rec *Record) {
 	st.Phase, st.Reason, st.Message = rec.Phase, rec.Reason, rec.Message
+	st.Request, st.Applied = rec.request(), rec.ConfigVersion
 	st.Exit = rec.ExitCode
 	st.Changed, st.Failed, st.Total = rec.Changed, rec.Failed, rec.Total
 	if !rec.Started.IsZero() {
@@ -72,7 +81,7 @@ func (n *Node) writeStatus(stdout io.Writer, st *protocol.Status) error {
 	if st.Last != nil {
 		msgs = append(msgs, &st.Last.Message)
 	}
-	b, err := protocol.EncodeAnswer(st, msgs...)
+	b, err := protocol.EncodeAnswer(n.name, st, msgs...)
 	if err != nil {
 		return err
 	}

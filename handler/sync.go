@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,7 +33,12 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	}
 
 	commit, err := n.sync(ctx, rec)
-	if err != nil {
+	switch {
+	case errors.Is(err, errUnknownRef):
+		return fail(protocol.ReasonUnknownRef, err)
+	case errors.Is(err, errUnknownModule):
+		return fail(protocol.ReasonUnknownModule, err)
+	case err != nil:
 		return fail(protocol.ReasonSyncFailed, err)
 	}
 	rec.Commit = commit
@@ -43,12 +49,12 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	}
 	n.log.Printf("deploy %s: %s", id, rec.Message)
 
-	summary, err := n.trigger(ctx, rec.Deploy)
+	summary, reached, err := n.trigger(ctx, rec.Deploy)
 	if err != nil {
 		return fail(protocol.ReasonTriggerFailed, err)
 	}
 	rec.Phase = protocol.PhaseTriggered
-	rec.Message = summary
+	rec.Message, rec.Reached = summary, reached
 	rec.Finished = time.Now()
 	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
 	return n.st.save(rec)
@@ -90,40 +96,41 @@ func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
 }
 
 // trigger fires puppetrun at the deploy's targets and says what they
-// answered. It waits only until every alive target has answered.
-func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (string, error) {
+// answered, and how many did. It waits only until every alive target has
+// answered.
+func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string, reached int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Master.TriggerTimeout+10*time.Second)
 	defer cancel()
 	c, err := serfrpc.Connect(ctx, serfrpc.Config{Addr: n.cfg.Serf.RPCAddr, AuthKey: n.cfg.Serf.RPCAuth})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer c.Close()
 	filter := serfrpc.Filter{Tags: d.Tags, Nodes: d.Nodes}
 	members, err := c.Members(ctx, filter, serfrpc.StatusAlive)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	var expect []string
 	for _, m := range members {
 		expect = append(expect, m.Name)
 	}
 	if len(expect) == 0 {
-		return "no alive node matched " + filter.String(), nil
+		return "no alive node matched " + filter.String(), 0, nil
 	}
 	payload, err := json.Marshal(protocol.RunRequest{
 		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
 		SkipMasters: d.SkipMasters, Build: d.Build,
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	res, err := c.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
 		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: 2 * time.Second,
 	})
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	counts := map[string]int{}
 	for _, r := range res.Responses {
@@ -143,7 +150,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (string, error) 
 	if missing := len(expect) - len(res.Responses); missing > 0 {
 		parts = append(parts, fmt.Sprintf("%d no answer", missing))
 	}
-	return strings.Join(parts, ", "), nil
+	return strings.Join(parts, ", "), len(res.Responses) - counts[protocol.RunSkipped], nil
 }
 
 func shortCommit(c string) string {

@@ -26,11 +26,15 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkID(ctx, rpc, &opts, targets, masters); err != nil {
+		return nil, err
+	}
 
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
 	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts), time.Now()
+	w.res.Fired = true // from here on, a retry may deploy twice
 	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
-		return nil, infra(err)
+		return w.finish(ctx, interruptedOr(ctx, err, "firing the deploy event"))
 	}
 	w.observer.note(fmt.Sprintf("deploy %s: %s at %s to %d node(s), via %d master(s)", opts.ID, opts.Module, opts.Ref, len(targets), len(masters)))
 	return w.finish(ctx, w.loop(ctx))
@@ -46,18 +50,24 @@ func deployPayload(opts *Options) ([]byte, error) {
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge
+	dropped := ""
 	if errors.As(err, &tooLarge) && d.Build != nil {
 		d.Build = &protocol.Build{Tag: opts.Build.Tag}
+		dropped = "the build URL and job name"
 		if b, err = protocol.EncodeDeploy(&d); err != nil {
 			d.Build = nil
+			dropped = "the build's context (tag, URL, job name)"
 			b, err = protocol.EncodeDeploy(&d)
 		}
-		if err == nil {
-			opts.Observer.note("the build URL did not fit in serf's 512-byte event and was left out of the deploy event")
+		if err != nil {
+			dropped = ""
 		}
 	}
 	if errors.As(err, &tooLarge) {
 		return nil, Errorf(ExitUsage, "%v: target fewer nodes by name, or use a tag (e.g. --tag segment=qa) instead of many --node flags", err)
+	}
+	if dropped != "" {
+		opts.Observer.note(dropped + " did not fit in serf's 512-byte event and was left out of the deploy event")
 	}
 	return b, err
 }
@@ -69,21 +79,23 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkID(ctx, rpc, &opts, targets, nil); err != nil {
+		return nil, err
+	}
 	w := newWatch(rpc, &opts, "run", targets, nil)
 	payload := runRequest(&opts)
 	w.runPayload = payload
 	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
-	res, err := rpc.Query(ctx, serfrpc.Query{
+	w.res.Fired = true
+	_, err = rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: opts.Filter,
-		Timeout: opts.QueryTimeout, Expect: names(targets), Resend: resendQuery,
+		Timeout: opts.QueryTimeout, Expect: names(targets), Resend: resendQuery, Patience: pollPatience,
+		OnResponse: w.runAnswer,
 	})
 	if err != nil {
-		return nil, infra(err)
+		return w.finish(ctx, interruptedOr(ctx, err, "sending the run request"))
 	}
 	w.triggeredAt, w.lastSent = time.Now(), time.Now()
-	for _, r := range res.Responses {
-		w.runAnswer(r)
-	}
 	return w.finish(ctx, w.loop(ctx))
 }
 
@@ -96,10 +108,20 @@ func prepare(ctx context.Context, rpc RPC, opts *Options, deploy bool) (targets,
 	}
 	targets, masters, err = Targets(ctx, rpc, opts.Filter, opts.MasterTag)
 	if err != nil {
-		return nil, nil, infra(err)
+		return nil, nil, interruptedOr(ctx, err, "listing the targets")
 	}
 	if len(targets) == 0 {
 		return nil, nil, noTargets(opts.Filter)
 	}
 	return targets, masters, nil
+}
+
+// interruptedOr says what an error from serf means: if ctx ended
+// (SIGINT/SIGTERM), the watch was interrupted, which is exit 4, not an
+// infrastructure failure.
+func interruptedOr(ctx context.Context, err error, doing string) error {
+	if ctx.Err() != nil {
+		return Errorf(ExitIncomplete, "interrupted while %s", doing)
+	}
+	return infra(err)
 }

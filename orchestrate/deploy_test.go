@@ -322,8 +322,13 @@ func TestInterruptExits4WithPartialResult(t *testing.T) {
 		}
 	}
 	res, err := Deploy(ctx, f, qaOptions("d14"))
-	if exitCode(t, err) != ExitIncomplete || res == nil || res.Nodes[0].State != StateTimeout {
+	// Interrupted nodes are labelled so (not "timeout") and counted before
+	// they are marked final (the count said 0 before).
+	if exitCode(t, err) != ExitIncomplete || res == nil || res.Nodes[0].State != StateInterrupted || res.Nodes[1].State != StateInterrupted {
 		t.Fatalf("err %v res %+v", err, res)
+	}
+	if !strings.Contains(err.Error(), "2 node(s) had not finished") {
+		t.Fatalf("closing line %q", err)
 	}
 }
 

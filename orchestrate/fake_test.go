@@ -101,7 +101,11 @@ func (f *fakeRPC) Query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryRes
 		}
 		res.Acks = append(res.Acks, m.Name)
 		if b := f.answer(m.Name, q.Name, q.Payload); b != nil {
-			res.Responses = append(res.Responses, serfrpc.Response{From: m.Name, Payload: b})
+			r := serfrpc.Response{From: m.Name, Payload: b}
+			res.Responses = append(res.Responses, r)
+			if q.OnResponse != nil {
+				q.OnResponse(r)
+			}
 		}
 	}
 	return res, ctx.Err()
@@ -161,4 +165,12 @@ func mustMatch(re, v string) bool {
 		panic(fmt.Sprintf("bad regexp %q: %v", re, err))
 	}
 	return ok
+}
+
+func decodeStatus(b []byte) protocol.Status {
+	var st protocol.Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		panic(err)
+	}
+	return st
 }

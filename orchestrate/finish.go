@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // finish reads the final statuses from the logging service, builds the
@@ -37,6 +38,13 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 	}
 	res.ExitCode = decideExit(res.Nodes)
 	res.Outcome = outcome(res)
+	if n := w.reached(); res.ExitCode == ExitOK && n > len(w.heard) {
+		// A master's trigger reached nodes the CLI never heard from: it
+		// cannot say they succeeded.
+		res.ExitCode = ExitIncomplete
+		res.Outcome = fmt.Sprintf("%s; but the masters' trigger reached %d node(s) and only %d answered for this deploy (exit %d)",
+			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), n, len(w.heard), ExitIncomplete)
+	}
 	if logErr != nil {
 		res.ExitCode = ExitInfra
 		res.Outcome = logErr.Error()
@@ -78,14 +86,27 @@ func (w *watch) readLog(ctx context.Context) error {
 	for i := range want {
 		n := &res.Nodes[i]
 		rec, ok := records[n.Node]
+		if ok && recordRequest(rec).Conflicts(w.request()) {
+			ok = false // a record of another request under the same id
+		}
 		if !ok || rec.Event != "finished" {
 			n.LogMissing = true
 			w.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", n.Node))
 			continue
 		}
 		applyRecord(n, rec)
+		if n.State == StateFinished {
+			if stale := w.staleDetail(n.ConfigVersion); stale != "" {
+				n.State, n.Reason, n.Message = StateStale, "stale", stale
+			}
+		}
 	}
 	return nil
+}
+
+// recordRequest is what a log record's run was for.
+func recordRequest(rec logclient.Record) protocol.Request {
+	return protocol.Request{Module: rec.Module, Ref: rec.Ref, Environment: rec.Environment}
 }
 
 func haveAll(nodes []NodeResult, want map[int]bool, records map[string]logclient.Record) bool {

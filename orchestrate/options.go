@@ -10,6 +10,7 @@ import (
 // Options drive a deploy or a run.
 type Options struct {
 	ID          string
+	IDGiven     bool   // the user chose ID (--id): it may have been used before
 	Module      string // deploy only
 	Ref         string // deploy only
 	Environment string // "" lets each node use its configured default

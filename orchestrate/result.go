@@ -74,6 +74,8 @@ type MasterResult struct {
 	Phase   string `json:"phase"`
 	Message string `json:"message,omitempty"`
 	Commit  string `json:"commit,omitempty"`
+	// Reached is how many nodes answered the master's puppetrun trigger.
+	Reached int `json:"reached,omitempty"`
 }
 
 // ResultSchema is the version of Result's JSON (--format json,

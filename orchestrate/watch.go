@@ -31,6 +31,12 @@ type watch struct {
 	runPayload   []byte
 	lastSent     time.Time
 	garbled      map[string]int
+	// heard holds the targets that answered with a record of this request:
+	// the CLI can account for them. A master's trigger that reached more
+	// nodes than these is never an exit 0.
+	heard         map[string]bool
+	lastDiscovery time.Time
+	lastLogCheck  time.Time
 }
 
 // A node whose answers cannot be read this many times in a row is given up.
@@ -40,11 +46,8 @@ func newWatch(rpc RPC, opts *Options, kind string, targets, masters []serfrpc.Me
 	w := &watch{
 		rpc: rpc, opts: opts, observer: opts.Observer,
 		targets: map[string]*NodeResult{}, masters: map[string]*MasterResult{},
-		garbled: map[string]int{},
-		res: &Result{
-			ID: opts.ID, Kind: kind, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
-			Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(),
-		},
+		garbled: map[string]int{}, heard: map[string]bool{},
+		res: NewResult(kind, *opts),
 	}
 	for _, t := range targets {
 		w.targets[t.Name] = &NodeResult{Node: t.Name, State: StateWaiting}
@@ -63,15 +66,22 @@ func (w *watch) loop(ctx context.Context) error {
 	defer cancel()
 	for {
 		err := w.poll(ctx)
-		if w.allFinal() {
-			return nil
+		if err == nil && w.allFinal() {
+			// Nodes the masters reached and the CLI never heard from may
+			// still be found; they must not be left out of the result.
+			if err = w.discover(ctx, true); err == nil && w.allFinal() {
+				return nil
+			}
 		}
 		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			if time.Now().Before(deadline) {
-				w.giveUp(StateTimeout, "interrupted before it finished")
-				return Errorf(ExitIncomplete, "interrupted: %d node(s) had not finished", w.unfinished())
+				// Count before marking: once marked, they are final.
+				n := w.unfinished()
+				w.giveUp(StateInterrupted, "the CLI stopped watching before it finished; the run goes on")
+				return Errorf(ExitIncomplete, "interrupted: %d node(s) had not finished; their runs go on: follow them with `serfdeploy status --id %s`", n, w.opts.ID)
 			}
-			w.giveUp(StateTimeout, fmt.Sprintf("still %s at the %s timeout", "unfinished", w.opts.Timeout))
+			w.settleFromLog(context.Background(), true)
+			w.giveUp(StateTimeout, fmt.Sprintf("still unfinished at the %s timeout", w.opts.Timeout))
 			return nil
 		}
 		if err != nil {
@@ -80,10 +90,26 @@ func (w *watch) loop(ctx context.Context) error {
 		w.progress()
 		select {
 		case <-ctx.Done():
-		case <-time.After(w.opts.PollInterval):
+		case <-time.After(w.interval()):
 		}
 	}
 }
+
+// interval is the time between polls: short when few nodes are left, so
+// that the last run's end is seen within a fraction of a second, and longer
+// for a large fleet, whose every poll forks a handler on each node asked.
+func (w *watch) interval() time.Duration {
+	d := time.Duration(len(w.pendingNodes())) * 20 * time.Millisecond
+	if d < minPollInterval {
+		d = minPollInterval
+	}
+	if d > w.opts.PollInterval {
+		d = w.opts.PollInterval
+	}
+	return d
+}
+
+const minPollInterval = 250 * time.Millisecond
 
 // poll does one round: member statuses, then one puppet-status query to the
 // nodes still of interest.
@@ -118,23 +144,48 @@ func (w *watch) poll(ctx context.Context) error {
 		return nil
 	}
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
-	res, err := w.rpc.Query(ctx, serfrpc.Query{
+	// Answers are taken as they arrive, so that one slow node does not
+	// delay what the others report.
+	var answerErr error
+	_, err = w.rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload,
-		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive, Resend: resendQuery,
+		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive,
+		Resend: resendQuery, Patience: pollPatience,
+		OnResponse: func(r serfrpc.Response) {
+			if answerErr == nil {
+				answerErr = w.statusAnswer(r)
+			}
+		},
 	})
-	if err != nil && res == nil {
-		return infra(err)
+	if answerErr != nil {
+		return answerErr
 	}
-	for _, r := range res.Responses {
-		if err := w.statusAnswer(r); err != nil {
-			return err
-		}
+	if err != nil {
+		return w.sendError(ctx, err)
+	}
+	if err := w.discover(ctx, false); err != nil {
+		return err
 	}
 	if rerr := w.resend(ctx); rerr != nil {
 		return rerr
 	}
+	w.settleFromLog(ctx, false)
 	w.checkMissed()
-	return err
+	return nil
+}
+
+// pollPatience is how long a status poll waits for nodes that have not
+// even acknowledged it; the next poll asks them again.
+const pollPatience = time.Second
+
+// sendError classifies an error from serf during the watch: the end of
+// ctx (interrupt or deadline) is the loop's business, anything else is the
+// agent's failure.
+func (w *watch) sendError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return infra(err)
 }
 
 // pendingNodes are the masters not done syncing and the targets not final.
@@ -185,20 +236,33 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		return nil
 	}
 	w.garbled[r.From] = 0
-	if m, ok := w.masters[r.From]; ok && st.Sync != "" && st.Sync != m.Phase {
-		m.Phase, m.Message, m.Commit = st.Sync, st.SyncMsg, st.Commit
-		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "sync " + st.Sync, Detail: st.SyncMsg, Master: true})
-		switch st.Sync {
-		case protocol.PhaseFailed:
-			return Errorf(ExitInfra, "code sync failed on master %s: %s", r.From, st.SyncMsg)
-		case protocol.PhaseTriggered:
-			if w.triggeredAt.IsZero() {
-				w.triggeredAt = time.Now()
-			}
+	if m, ok := w.masters[r.From]; ok && st.Sync != "" && st.Sync != protocol.PhaseUnknown {
+		if err := w.syncAnswer(m, &st); err != nil {
+			return err
 		}
 	}
+	if st.Phase == protocol.PhaseUnknown || st.Phase == "" {
+		return nil
+	}
+	if st.Request.Conflicts(w.request()) {
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "conflict",
+			Detail: fmt.Sprintf("its record of %s is for a %s, not this %s; not counted", w.opts.ID, st.Request, w.request())})
+		return nil
+	}
 	t, ok := w.targets[r.From]
-	if !ok || Final(t.State) {
+	if !ok {
+		if st.Phase == protocol.PhaseSkipped {
+			return nil
+		}
+		// The master's trigger reached a node the CLI did not list (it
+		// joined just before the deploy): follow it like any target.
+		t = &NodeResult{Node: r.From, State: StateWaiting, JoinedLate: true}
+		w.targets[r.From] = t
+		w.order = append(w.order, r.From)
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "joined", Detail: "not in the target list when the deploy started; the master's trigger reached it"})
+	}
+	w.heard[r.From] = true
+	if Final(t.State) {
 		return nil
 	}
 	state := stateOf(st.Phase)
@@ -206,9 +270,50 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		return nil
 	}
 	t.ExitCode, t.Changed, t.Failed, t.Total, t.DurationSec = st.Exit, st.Changed, st.Failed, st.Total, st.Duration
+	t.ConfigVersion = st.Applied
 	t.Source = "status"
-	w.set(t, state, st.Reason, st.Message)
+	reason, message := st.Reason, st.Message
+	if state == StateFinished {
+		if stale := w.staleDetail(st.Applied); stale != "" {
+			state, reason, message = StateStale, "stale", stale
+		}
+	}
+	w.set(t, state, reason, message)
 	return nil
+}
+
+// syncAnswer applies a master's code-sync phase.
+func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
+	if st.Request.Conflicts(w.request()) {
+		return Errorf(ExitUsage, "deploy id %s was already used on master %s for a %s; choose another --id, or leave --id out for a new one", w.opts.ID, m.Node, st.Request)
+	}
+	if st.Reached > m.Reached {
+		m.Reached = st.Reached
+	}
+	if st.Sync == m.Phase {
+		return nil
+	}
+	m.Phase, m.Message, m.Commit = st.Sync, st.SyncMsg, st.Commit
+	w.observer.event(Event{Time: time.Now(), Node: m.Node, State: "sync " + st.Sync, Detail: st.SyncMsg, Master: true})
+	switch st.Sync {
+	case protocol.PhaseFailed:
+		code := ExitInfra
+		if st.SyncReason == protocol.ReasonUnknownRef || st.SyncReason == protocol.ReasonUnknownModule {
+			// No retry fixes a name that does not exist.
+			code = ExitUsage
+		}
+		return Errorf(code, "code sync failed on master %s: %s", m.Node, st.SyncMsg)
+	case protocol.PhaseTriggered:
+		if w.triggeredAt.IsZero() {
+			w.triggeredAt = time.Now()
+		}
+	}
+	return nil
+}
+
+// request is what this watch asked for, as the nodes' records name it.
+func (w *watch) request() protocol.Request {
+	return protocol.Request{Module: w.opts.Module, Ref: w.opts.Ref, Environment: w.opts.Environment}
 }
 
 // runAnswer applies a node's answer to the puppetrun query of `run`.
@@ -222,8 +327,14 @@ func (w *watch) runAnswer(r serfrpc.Response) {
 		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "garbled", Detail: "unreadable puppetrun answer"})
 		return
 	}
+	if a.Result == protocol.RunAlready && a.Request.Conflicts(w.request()) {
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "conflict",
+			Detail: fmt.Sprintf("it already ran %s for a %s; not counted", w.opts.ID, a.Request)})
+		return
+	}
 	switch a.Result {
 	case protocol.RunStarted, protocol.RunAlready:
+		w.heard[r.From] = true
 		w.set(t, StatePending, "", "")
 	case protocol.RunBusy:
 		w.set(t, StateBusy, protocol.ReasonLocked, a.Message)
@@ -266,9 +377,15 @@ func (w *watch) set(t *NodeResult, state, reason, message string) {
 
 func (w *watch) giveUp(state, message string) {
 	for _, name := range w.order {
-		if t := w.targets[name]; !Final(t.State) {
-			w.set(t, state, "", fmt.Sprintf("%s (last seen %s)", message, t.State))
+		t := w.targets[name]
+		if Final(t.State) {
+			continue
 		}
+		seen := "last seen " + t.State
+		if !w.heard[name] {
+			seen = "it never answered for this deploy"
+		}
+		w.set(t, state, "", fmt.Sprintf("%s (%s)", message, seen))
 	}
 }
 

@@ -1,0 +1,202 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// NewResult starts the result of a deploy or run; a command that ends
+// before anything is watched still reports it, with Error set.
+func NewResult(kind string, opts Options) *Result {
+	return &Result{
+		SchemaVersion: ResultSchema,
+		ID:            opts.ID, Kind: kind, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
+		Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(),
+	}
+}
+
+// discoverEvery paces the search for nodes the trigger reached while a
+// master counts more of them than the CLI has heard from; discoverWait is
+// how long one search listens.
+const (
+	discoverEvery = 5 * time.Second
+	discoverWait  = 1500 * time.Millisecond
+)
+
+// discover asks every node the deploy's filter matches whether it has a
+// record of this id; nodes without one stay silent. A node that joined
+// just before the deploy is reached by the master's trigger although the
+// CLI's agent did not list it: it is found here and followed. It runs only
+// while a master's trigger reached more nodes than the CLI has heard from:
+// at once when that is more than the CLI listed, else after a pause (the
+// listed ones may simply not have answered yet), and with final set, once
+// more before the watch ends.
+func (w *watch) discover(ctx context.Context, final bool) error {
+	reached := w.reached()
+	if w.triggeredAt.IsZero() || reached <= len(w.heard) {
+		return nil
+	}
+	switch {
+	case final:
+	case w.lastDiscovery.IsZero() && reached > len(w.targets):
+	case time.Since(w.lastDiscovery) >= discoverEvery && time.Since(w.triggeredAt) >= discoverEvery:
+	default:
+		return nil
+	}
+	w.lastDiscovery = time.Now()
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID, Known: true})
+	var answerErr error
+	_, err := w.rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: w.opts.Filter, Timeout: discoverWait,
+		OnResponse: func(r serfrpc.Response) {
+			if _, isMaster := w.masters[r.From]; answerErr == nil && !isMaster {
+				answerErr = w.statusAnswer(r)
+			}
+		},
+	})
+	if answerErr != nil {
+		return answerErr
+	}
+	if err != nil {
+		return w.sendError(ctx, err)
+	}
+	return nil
+}
+
+// reached is the most nodes any master's trigger reached.
+func (w *watch) reached() int {
+	n := 0
+	for _, m := range w.masters {
+		if m.Reached > n {
+			n = m.Reached
+		}
+	}
+	return n
+}
+
+// logCheckEvery paces reading the logging service for runs the polls have
+// not seen finish (a node whose answers are lost, e.g. too large for serf).
+const logCheckEvery = 10 * time.Second
+
+// settleFromLog takes a finished record in the logging service as the
+// result of a target the polls still see unfinished.
+func (w *watch) settleFromLog(ctx context.Context, force bool) {
+	if w.opts.Log == nil || (!force && time.Since(w.lastLogCheck) < logCheckEvery) {
+		return
+	}
+	var open []*NodeResult
+	for _, name := range w.order {
+		if t := w.targets[name]; !Final(t.State) {
+			open = append(open, t)
+		}
+	}
+	if len(open) == 0 {
+		return
+	}
+	w.lastLogCheck = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	records, err := w.opts.Log.Latest(ctx, w.opts.ID, w.res.Started.Add(-5*time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		w.observer.note(fmt.Sprintf("reading the logging service for unfinished nodes: %v", err))
+		return
+	}
+	for _, t := range open {
+		rec, ok := records[t.Node]
+		if !ok || rec.Event != "finished" || recordRequest(rec).Conflicts(w.request()) {
+			continue
+		}
+		w.heard[t.Node] = true
+		applyRecord(t, rec)
+		state := t.State
+		if state == StateFinished {
+			if stale := w.staleDetail(t.ConfigVersion); stale != "" {
+				state, t.Reason, t.Message = StateStale, "stale", stale
+			}
+		}
+		t.State = "" // report the change
+		w.set(t, state, t.Reason, t.Message+" (from the logging service; the node's answers did not say)")
+	}
+}
+
+// staleDetail says why a run that finished applied other code than this
+// deploy's, or "" when it did not (or it cannot be told: the environment
+// has no config_version of serfdeploy's).
+func (w *watch) staleDetail(applied string) string {
+	if w.opts.Module == "" || applied == "" {
+		return ""
+	}
+	got, ok := protocol.ParseCodeVersion(applied)[w.opts.Module]
+	if !ok {
+		return ""
+	}
+	want := ""
+	for _, m := range w.masters {
+		if m.Commit != "" {
+			want = m.Commit
+		}
+	}
+	if want == "" || sameCommit(got, want) {
+		return ""
+	}
+	return fmt.Sprintf("applied %s at %s, not this deploy's %s: another deploy of the module replaced it", w.opts.Module, short(got), short(want))
+}
+
+func sameCommit(a, b string) bool {
+	return a != "" && b != "" && (strings.HasPrefix(a, b) || strings.HasPrefix(b, a))
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// checkID makes sure an id the user chose names this request only. An id
+// used before for another module, ref or environment is refused before
+// anything is sent: its records would otherwise pass for this deploy's
+// results. The same id for the same request re-attaches: nodes run each
+// id once, and the watch follows the runs already under way.
+func checkID(ctx context.Context, rpc RPC, opts *Options, targets, masters []serfrpc.Member) error {
+	if !opts.IDGiven {
+		return nil // a generated id is new
+	}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID, Known: true})
+	want := protocol.Request{Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment}
+	var conflict error
+	known := 0
+	_, err := rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload, Timeout: discoverWait,
+		OnResponse: func(r serfrpc.Response) {
+			var st protocol.Status
+			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
+				return
+			}
+			if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
+				return
+			}
+			known++
+			if conflict == nil && st.Request.Conflicts(want) {
+				conflict = Errorf(ExitUsage, "deploy id %s was already used on %s for a %s, not this %s; choose another --id, or leave --id out for a new one",
+					opts.ID, r.From, st.Request, want)
+			}
+		},
+	})
+	if conflict != nil {
+		return conflict
+	}
+	if err != nil {
+		return interruptedOr(ctx, err, "checking the deploy id")
+	}
+	if known > 0 {
+		opts.Observer.note(fmt.Sprintf("%d node(s) already have a record of %s for this %s: following those runs, not starting new ones", known, opts.ID, want))
+	}
+	return nil
+}
