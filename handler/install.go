@@ -185,7 +185,9 @@ func untar(r io.Reader, dest string) error {
 // too, and kept among the releases.
 func installModule(modulepath, module, release, oldDir string) error {
 	target := filepath.Join(modulepath, module)
-	tmp := filepath.Join(modulepath, "."+module+".serfdeploy-new")
+	// The temporary link is named after the release, so two installs can
+	// never take each other's link.
+	tmp := filepath.Join(modulepath, "."+module+"."+filepath.Base(release)+".serfdeploy-new")
 	os.Remove(tmp)
 	if err := os.Symlink(release, tmp); err != nil {
 		return err

@@ -70,6 +70,11 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		answer.Result = protocol.RunAlready
 		if old, err := n.st.load(req.ID, KindRun); err == nil {
 			answer.Message, answer.Request = old.Phase, old.request()
+			if old.Phase == protocol.PhaseSkipped {
+				// A second master's trigger: still not a target, so it
+				// is not counted among the nodes the deploy reached.
+				answer.Result = protocol.RunSkipped
+			}
 		}
 		return reply()
 	}

@@ -204,6 +204,11 @@ func (s state) latest(kind string) (*Record, error) {
 		if err != nil {
 			continue
 		}
+		// A request refused as busy, disabled or skipped never ran
+		// Puppet: the last run is the last one Puppet made.
+		if kind == KindRun && r.Started.IsZero() && r.Phase != protocol.PhasePending && r.Phase != protocol.PhaseRunning {
+			continue
+		}
 		if best == nil || r.Created.After(best.Created) {
 			best = r
 		}

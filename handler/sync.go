@@ -50,6 +50,10 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	n.log.Printf("deploy %s: %s", id, rec.Message)
 
 	summary, reached, err := n.trigger(ctx, rec.Deploy)
+	if errors.Is(err, serfrpc.ErrAuth) {
+		// The key is the node's, not the CLI's: say which setting to fix.
+		err = fmt.Errorf("this master's serf agent refused the handler's RPC key: set serf.rpc_auth in %s to the agent's RPC auth key", n.cfgPath)
+	}
 	if err != nil {
 		return fail(protocol.ReasonTriggerFailed, err)
 	}
@@ -80,12 +84,29 @@ func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
 	if err := os.MkdirAll(releases, 0o755); err != nil {
 		return "", err
 	}
+	// One install of a module into an environment at a time: a second
+	// deploy of it waits here, and says so.
+	unlock, waited, err := lockFile(ctx, releases+".lock")
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if waited {
+		n.log.Printf("deploy %s: waited for another deploy of %s in %s to finish installing", rec.ID, rec.Module, rec.Environment)
+	}
 	release := filepath.Join(releases, rec.ID)
 	os.RemoveAll(release)
 	commit, err := fetchModule(ctx, url, rec.Ref, release)
 	if err != nil {
 		os.RemoveAll(release)
 		return "", err
+	}
+	// The commit travels with the module, for the config_version script.
+	if err := os.WriteFile(filepath.Join(release, commitFile), []byte(commit+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := n.ensureConfigVersion(envDir, modulepath); err != nil {
+		n.log.Printf("deploy %s: runs will not report the code they applied: %v", rec.ID, err)
 	}
 	old := filepath.Join(releases, "before-"+rec.ID)
 	if err := installModule(modulepath, rec.Module, release, old); err != nil {

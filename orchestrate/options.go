@@ -1,7 +1,11 @@
 package orchestrate
 
 import (
+	"context"
+	"fmt"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/logclient"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
@@ -82,5 +86,26 @@ func (o *Options) validate(deploy bool) error {
 			return &Error{Code: ExitUsage, Err: err}
 		}
 	}
+	if _, err := MasterFilter(o.MasterTag); err != nil {
+		return err
+	}
 	return CheckFilter(o.Filter)
+}
+
+// LogChecker is what CheckLog needs of the logging service.
+type LogChecker interface {
+	Records(ctx context.Context, deployID string, since, until time.Time) ([]logclient.Record, error)
+}
+
+// CheckLog reads the logging service once before anything is sent, which
+// proves it is up and takes the credentials: the final statuses come from
+// it, and a deploy that cannot be read back must not start.
+func CheckLog(ctx context.Context, logs LogChecker, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	if _, err := logs.Records(ctx, id, now.Add(-time.Minute), now); err != nil {
+		return fmt.Errorf("the logging service, where final statuses come from, cannot be read (nothing was deployed): %w", err)
+	}
+	return nil
 }

@@ -32,12 +32,7 @@ type StatusReport struct {
 // The exit code is 0 when every node answered, 4 when some did not, and
 // with an id, 1 when that deploy failed on a node (as `deploy` would exit).
 func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTimeout time.Duration) (*StatusReport, error) {
-	if id != "" {
-		if err := protocol.ValidID(id); err != nil {
-			return nil, &Error{Code: ExitUsage, Err: err}
-		}
-	}
-	if err := CheckFilter(f); err != nil {
+	if err := CheckStatus(f, id); err != nil {
 		return nil, err
 	}
 	if queryTimeout == 0 {
@@ -55,8 +50,10 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 		Name: protocol.QueryPuppetStatus, Payload: payload,
 		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: queryTimeout, Expect: names(members), Resend: resendQuery,
 	})
-	if err != nil && res == nil {
-		return nil, infra(err)
+	if err != nil {
+		// The agent went away or ctx ended: what came back is not the
+		// fleet's answer.
+		return nil, interruptedOr(ctx, err, "asking the nodes")
 	}
 	answers := map[string][]byte{}
 	for _, r := range res.Responses {
@@ -96,6 +93,16 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 		rep.ExitCode = ExitIncomplete
 	}
 	return rep, nil
+}
+
+// CheckStatus validates status's input before anything is connected to.
+func CheckStatus(f serfrpc.Filter, id string) error {
+	if id != "" {
+		if err := protocol.ValidID(id); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
+		}
+	}
+	return CheckFilter(f)
 }
 
 // stateForStatus maps an answer for the exit decision of `status --id`: a

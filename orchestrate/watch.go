@@ -302,6 +302,9 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 			// No retry fixes a name that does not exist.
 			code = ExitUsage
 		}
+		if st.SyncReason == protocol.ReasonTriggerFailed {
+			return Errorf(code, "master %s installed the module but could not trigger the Puppet runs: %s", m.Node, st.SyncMsg)
+		}
 		return Errorf(code, "code sync failed on master %s: %s", m.Node, st.SyncMsg)
 	case protocol.PhaseTriggered:
 		if w.triggeredAt.IsZero() {

@@ -245,7 +245,7 @@ func ValidRef(s string) error {
 // restricted to a safe set.
 func ValidID(s string) error {
 	if !idName.MatchString(s) {
-		return fmt.Errorf("deploy id %q is not valid: use letters, digits and . _ : + -, at most 128 characters", s)
+		return fmt.Errorf("deploy id %q is not valid: use letters, digits and . _ : + -, at most 128 characters", Truncate(s, 64))
 	}
 	return nil
 }

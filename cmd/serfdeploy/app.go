@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -44,6 +46,13 @@ func run(ctx context.Context, args []string, streams *iostreams.IOStreams, geten
 			code = orchestrate.ExitInfra
 		}
 	}()
+	// The serf client library logs through the standard logger ("[ERR]
+	// Dropping query response..."): that is not for the user's console or
+	// a Jenkins log. SERFDEPLOY_DEBUG=1 shows it on stderr.
+	log.SetOutput(io.Discard)
+	if getenv("SERFDEPLOY_DEBUG") != "" {
+		log.SetOutput(streams.ErrOut)
+	}
 	env := &cliEnv{io: streams, getenv: getenv}
 	var notFound string
 	app := newApp(env, &notFound)

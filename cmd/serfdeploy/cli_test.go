@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,10 +14,14 @@ import (
 )
 
 // oneLine checks the error contract: a single line on stderr, no stack
-// trace, no help dump.
+// trace, no help dump. deploy and run first name their deploy id, on a
+// line of its own.
 func oneLine(t *testing.T, r fleet.Result, want string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	if len(lines) > 1 && idLine.MatchString(lines[0]) {
+		lines = lines[1:]
+	}
 	if len(lines) != 1 || !strings.Contains(r.Stderr, want) {
 		t.Fatalf("want one line containing %q:\n%s", want, r)
 	}
@@ -26,6 +31,8 @@ func oneLine(t *testing.T, r fleet.Result, want string) {
 		}
 	}
 }
+
+var idLine = regexp.MustCompile(`^serfdeploy: (deploy|run) id [A-Za-z0-9._:+-]+$`)
 
 // deadAddr is a loopback address with nothing listening.
 func deadAddr(t *testing.T) string {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
@@ -59,80 +57,38 @@ func runCommand(env *cliEnv) *cli.Command {
 	}
 }
 
-// watchCommand runs a deploy or a run and reports it.
+// watchCommand runs a deploy or a run and reports it. Whatever happens,
+// the deploy id is the first line and every report asked for is written,
+// so that Jenkins never publishes a previous build's files.
 func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	if err := e.setup(c); err != nil {
 		return err
 	}
-	f, err := filterFrom(c)
-	if err != nil {
-		return err
-	}
 	id := c.String("id")
+	opts := orchestrate.Options{ID: id, IDGiven: id != "", Module: c.String("module"), Ref: c.String("ref"),
+		Environment: c.String("environment"), Build: buildFromEnv(e.getenv)}
 	if id == "" {
-		id = defaultID(e.getenv, time.Now())
+		opts.ID = defaultID(e.getenv, time.Now())
 	}
-	opts := orchestrate.Options{
-		ID: id, Module: c.String("module"), Ref: c.String("ref"), Environment: c.String("environment"),
-		Filter: f, MasterTag: c.String("master-tag"), Build: buildFromEnv(e.getenv),
-		Timeout: c.Duration("timeout"), PollInterval: c.Duration("poll-interval"),
-		QueryTimeout: c.Duration("query-timeout"), MissedAfter: c.Duration("missed-after"),
-		LogWait: c.Duration("log-wait"),
-	}
-	if err := checkDurations(c, "timeout", "poll-interval", "query-timeout", "missed-after", "log-wait"); err != nil {
-		return err
-	}
-	if kind == "deploy" {
-		for _, name := range []string{"module", "ref"} {
-			if c.String(name) == "" {
-				return usageErrorf("deploy needs --%s, e.g. serfdeploy deploy --module profile_web --ref v1.2.0 --tag segment=qa", name)
-			}
-		}
-	}
-	// Bad input is refused before anything is sent or even connected to.
-	if err := orchestrate.Check(opts, kind == "deploy"); err != nil {
-		return err
-	}
-	logs, err := logClient(c)
-	if err != nil {
-		return err
-	}
-	ctx := c.Context
-	if logs != nil {
-		// Fail before deploying anything when the logging service the final
-		// statuses will come from is down or refuses us.
-		if err := preflightLog(ctx, logs, id); err != nil {
-			return err
-		}
-		opts.Log = logs
-	}
-	client, err := connect(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	fmt.Fprintf(e.io.ErrOut, "serfdeploy: %s id %s\n", kind, opts.ID)
 
-	out := newProgress(e.io)
-	opts.Observer = out.observer()
-	out.note(fmt.Sprintf("%s id %s", kind, id))
-	out.start(kind + " " + id)
-	var res *orchestrate.Result
-	if kind == "deploy" {
-		res, err = orchestrate.Deploy(ctx, client, opts)
-	} else {
-		res, err = orchestrate.Run(ctx, client, opts)
+	reports, err := checkReports(c)
+	if err != nil {
+		return e.ended(c, kind, opts, reports, err)
 	}
-	out.stop()
+	res, err := e.watch(c, kind, &opts)
 	if res == nil {
-		return err
+		return e.ended(c, kind, opts, reports, err)
 	}
-	if werr := e.writeResult(c, res); werr != nil {
-		return werr
+	if werr := e.writeResult(c, res, reports); werr != nil {
+		// The run's own code stands: a retry of a release that ran
+		// would deploy it twice. The line says what is missing.
+		fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+werr.Error())
 	}
 	if err != nil {
 		// The summary above shows the nodes; the one line says why it ended.
 		code, msg := explain(err)
-		if !jsonOutput(c) && msg != "" {
+		if msg != "" {
 			fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+msg)
 		}
 		return exitError{code}
@@ -140,23 +96,80 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	return exitError{res.ExitCode}
 }
 
+// ended reports a deploy or run that ended before the nodes decided it
+// (bad input, serf unreachable, no master...): the result says why, with
+// its exit code, and that nothing was fired.
+func (e *cliEnv) ended(c *cli.Context, kind string, opts orchestrate.Options, reports []report, err error) error {
+	code, msg := explain(err)
+	res := orchestrate.NewResult(kind, opts)
+	res.Finished = res.Started
+	res.ExitCode, res.Error, res.Outcome = code, msg, msg
+	if jsonOutput(c) {
+		_ = e.writeResult(c, res, reports)
+	} else if werr := writeReports(res, reports); werr != nil {
+		fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+werr.Error())
+	}
+	return err
+}
+
+// watch validates the options, connects and runs the deploy or run. A nil
+// result means nothing was watched.
+func (e *cliEnv) watch(c *cli.Context, kind string, opts *orchestrate.Options) (*orchestrate.Result, error) {
+	f, err := filterFrom(c)
+	if err != nil {
+		return nil, err
+	}
+	opts.Filter, opts.MasterTag = f, c.String("master-tag")
+	opts.Timeout, opts.PollInterval = c.Duration("timeout"), c.Duration("poll-interval")
+	opts.QueryTimeout, opts.MissedAfter, opts.LogWait = c.Duration("query-timeout"), c.Duration("missed-after"), c.Duration("log-wait")
+	if err := checkDurations(c, "timeout", "poll-interval", "query-timeout", "missed-after", "log-wait"); err != nil {
+		return nil, err
+	}
+	if kind == "deploy" {
+		for _, name := range []string{"module", "ref"} {
+			if c.String(name) == "" {
+				return nil, usageErrorf("deploy needs --%s, e.g. serfdeploy deploy --module profile_web --ref v1.2.0 --tag segment=qa", name)
+			}
+		}
+	}
+	// Bad input is refused before anything is sent or even connected to.
+	if err := orchestrate.Check(*opts, kind == "deploy"); err != nil {
+		return nil, err
+	}
+	logs, err := logClient(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx := c.Context
+	if logs != nil {
+		// Fail before deploying anything when the logging service the final
+		// statuses will come from is down or refuses us.
+		if err := orchestrate.CheckLog(ctx, logs, opts.ID); err != nil {
+			return nil, err
+		}
+		opts.Log = logs
+	}
+	client, err := connect(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+
+	out := newProgress(e.io)
+	opts.Observer = out.observer()
+	out.start(kind + " " + opts.ID)
+	defer out.stop()
+	if kind == "deploy" {
+		return orchestrate.Deploy(ctx, client, *opts)
+	}
+	return orchestrate.Run(ctx, client, *opts)
+}
+
 func checkDurations(c *cli.Context, names ...string) error {
 	for _, n := range names {
 		if c.Duration(n) <= 0 {
 			return usageErrorf("--%s must be positive (got %s)", n, c.Duration(n))
 		}
-	}
-	return nil
-}
-
-// preflightLog reads the logging service once, which proves it is up and
-// takes our credentials.
-func preflightLog(ctx context.Context, logs *logclient.Client, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	now := time.Now()
-	if _, err := logs.Records(ctx, id, now.Add(-time.Minute), now); err != nil {
-		return fmt.Errorf("the logging service, where final statuses come from, cannot be read (nothing was deployed): %w", err)
 	}
 	return nil
 }

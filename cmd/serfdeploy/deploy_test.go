@@ -228,7 +228,8 @@ func TestDeployErrors(t *testing.T) {
 		t.Fatalf("no match: %s", r)
 	}
 	r = f.CLI(nil, deployArgs("--ref", "no-such-ref", "--tag", "segment=qa")...)
-	if r.Code != 5 || !strings.Contains(r.Stderr+r.Stdout, "no-such-ref") || !strings.Contains(strings.ToLower(r.Stderr+r.Stdout), "couldn't find remote ref") {
+	// No retry finds a ref that does not exist: bad input, exit 2.
+	if r.Code != 2 || !strings.Contains(r.Stderr+r.Stdout, "no-such-ref") || !strings.Contains(strings.ToLower(r.Stderr+r.Stdout), "couldn't find remote ref") {
 		t.Fatalf("bad ref: %s", r)
 	}
 	if f.File("agent-01") != "" {
@@ -346,6 +347,7 @@ func parseJUnit(t *testing.T, path string) junitSuites {
 	if err != nil {
 		t.Fatal(err)
 	}
+	strictXML(t, path, b)
 	var s junitSuites
 	if err := xml.Unmarshal(b, &s); err != nil {
 		t.Fatalf("junit does not parse: %v\n%s", err, b)

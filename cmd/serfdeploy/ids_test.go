@@ -11,8 +11,15 @@ import (
 
 func TestDefaultID(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	if id := defaultID(env(map[string]string{"BUILD_TAG": "jenkins-release-42"}), time.Now()); id != "jenkins-release-42" {
-		t.Fatalf("BUILD_TAG: %q", id)
+	// One id per invocation: two deploys in one build never share one.
+	first := defaultID(env(map[string]string{"BUILD_TAG": "jenkins-release-42"}), time.Now())
+	second := defaultID(env(map[string]string{"BUILD_TAG": "jenkins-release-42"}), time.Now())
+	if !regexp.MustCompile(`^jenkins-release-42-[0-9a-z]{4}$`).MatchString(first) || first == second {
+		t.Fatalf("BUILD_TAG: %q then %q", first, second)
+	}
+	long := defaultID(env(map[string]string{"BUILD_TAG": strings.Repeat("j", 300)}), time.Now())
+	if err := protocol.ValidID(long); err != nil {
+		t.Fatalf("long BUILD_TAG: %v", err)
 	}
 	// Folder jobs put spaces and slashes in BUILD_TAG.
 	id := defaultID(env(map[string]string{"BUILD_TAG": "jenkins-team/app deploy-7"}), time.Now())
@@ -22,7 +29,7 @@ func TestDefaultID(t *testing.T) {
 	now := time.Date(2026, 11, 24, 20, 1, 2, 0, time.UTC)
 	a := defaultID(env(nil), now)
 	b := defaultID(env(nil), now.Add(time.Second))
-	if !regexp.MustCompile(`^20261124T200102Z-[0-9a-f]{6}$`).MatchString(a) || !(a < b) {
+	if !regexp.MustCompile(`^20261124T200102Z-[0-9a-z]{6}$`).MatchString(a) || !(a < b) {
 		t.Fatalf("generated ids %q %q are not time-sortable", a, b)
 	}
 }

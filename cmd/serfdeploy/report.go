@@ -31,6 +31,10 @@ func reportCommand(env *cliEnv) *cli.Command {
 			if err := checkDurations(c, "since"); err != nil {
 				return err
 			}
+			reports, err := checkReports(c)
+			if err != nil {
+				return err
+			}
 			logs, err := logClient(c)
 			if err != nil {
 				return err
@@ -42,7 +46,7 @@ func reportCommand(env *cliEnv) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := env.writeResult(c, res); err != nil {
+			if err := env.writeResult(c, res, reports); err != nil {
 				return err
 			}
 			return exitError{res.ExitCode}

@@ -33,6 +33,9 @@ func statusCommand(env *cliEnv) *cli.Command {
 			if err := checkDurations(c, "query-timeout"); err != nil {
 				return err
 			}
+			if err := orchestrate.CheckStatus(f, c.String("id")); err != nil {
+				return err
+			}
 			client, err := connect(c.Context, c)
 			if err != nil {
 				return err

@@ -148,7 +148,7 @@ func (f *Fleet) config(name, rpcAddr string) string {
 	if f.Opts.Server != nil {
 		cmd = pn.AgentArgs(f.Opts.Server)
 	} else {
-		cmd = pn.ApplyArgs(filepath.Join(f.CodeDir, "environments", "{environment}", "modules"),
+		cmd = pn.ApplyEnvArgs(filepath.Join(f.CodeDir, "environments"),
 			filepath.Join(f.CodeDir, "environments", "{environment}", "manifests", "site.pp"))
 	}
 	var b strings.Builder

@@ -135,6 +135,17 @@ func (n *Node) ApplyArgs(modulepath, manifest string) []string {
 	return append(args, manifest)
 }
 
+// ApplyEnvArgs is `puppet apply` of manifest in the environment named by
+// the handler's {environment}, found under environmentpath: Puppet then
+// reads the environment's environment.conf (its config_version) as an
+// agent's compile on the server does.
+func (n *Node) ApplyEnvArgs(environmentpath, manifest string) []string {
+	args := []string{"puppet", "apply", "--detailed-exitcodes", "--environmentpath", environmentpath,
+		"--environment", "{environment}", "--codedir", filepath.Join(n.Dir, "code")}
+	args = append(args, n.dirArgs()...)
+	return append(args, manifest)
+}
+
 // SummaryFile is this node's last_run_summary.yaml.
 func (n *Node) SummaryFile() string { return filepath.Join(n.Dir, "public", "last_run_summary.yaml") }
 

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
+)
+
+// strictXML fails unless b is well-formed XML to both a strict Go decoder
+// and libxml2 (xmllint, what Jenkins-like readers are built on).
+func strictXML(t *testing.T, path string, b []byte) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	dec.Strict = true
+	for {
+		_, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", path, err)
+		}
+	}
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		t.Fatal("xmllint not found: install libxml2-utils (scripts/test.sh does)")
+	}
+	if out, err := exec.Command("xmllint", "--noout", path).CombinedOutput(); err != nil {
+		t.Fatalf("xmllint refuses %s: %v\n%s", path, err, out)
+	}
+}
+
+// strictResult reads a --result-file strictly: every field known, one
+// document.
+func strictResult(t *testing.T, path string) orchestrate.Result {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res orchestrate.Result
+	if err := protocol.DecodeStrict(b, &res); err != nil {
+		t.Fatalf("%s: %v\n%s", path, err, b)
+	}
+	if res.SchemaVersion != orchestrate.ResultSchema {
+		t.Fatalf("%s: schema_version %d", path, res.SchemaVersion)
+	}
+	return res
+}
+
+// TestTwoDeploysInOneBuild: a Jenkins build (one BUILD_TAG) that deploys
+// v1 then v2 runs both. Before, the second reused the id, the master
+// ignored it as a repeat, and the CLI reported v1's runs as v2's: exit 0
+// within a second while every agent still had v1. `run` after `deploy` in
+// one build likewise.
+func TestTwoDeploysInOneBuild(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2", f.Files, "")
+	build := []string{"BUILD_TAG=jenkins-release-9"}
+	first := f.CLI(build, deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
+	second := f.CLI(build, deployArgs("--ref", "v2", "--tag", "segment=qa", "--format", "json")...)
+	if first.Code != 0 || second.Code != 0 {
+		t.Fatalf("first: %s\nsecond: %s", first, second)
+	}
+	a, b := decodeResult(t, first), decodeResult(t, second)
+	if a.ID == b.ID || !strings.HasPrefix(a.ID, "jenkins-release-9-") || !strings.HasPrefix(b.ID, "jenkins-release-9-") {
+		t.Fatalf("ids %q and %q", a.ID, b.ID)
+	}
+	for _, n := range []string{"agent-01", "agent-02"} {
+		if got := f.File(n); got != "motd v2 on "+n+"\n" {
+			t.Fatalf("%s after the second deploy of the build: %q", n, got)
+		}
+	}
+	run := f.CLI(build, "run", "--tag", "segment=qa", "--format", "json", "--poll-interval", "500ms")
+	if run.Code != 0 || decodeResult(t, run).ID == b.ID {
+		t.Fatalf("run after deploy: %s", run)
+	}
+}
+
+// TestReusedIDIsRefusedOrFollowed: `--id` already used for motd at v1 is
+// refused for v2 (exit 2, naming what it was used for) without a second
+// run anywhere; for v1 again it follows the runs that happened (exit 0, no
+// new run).
+func TestReusedIDIsRefusedOrFollowed(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2", f.Files, "")
+	if r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "rel-1")...); r.Code != 0 {
+		t.Fatalf("first deploy: %s", r)
+	}
+	stamp := func() string {
+		info, err := os.Stat(filepath.Join(f.Files, "agent-01.motd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.ModTime().String()
+	}
+	before := stamp()
+	r := f.CLI(nil, deployArgs("--ref", "v2", "--tag", "segment=qa", "--id", "rel-1")...)
+	oneLine(t, r, "already used")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "deploy of motd at v1") {
+		t.Fatalf("reused id for v2: %s", r)
+	}
+	if got := f.File("agent-01"); got != "motd v1 on agent-01\n" {
+		t.Fatalf("agent-01 after a refused deploy: %q", got)
+	}
+	r = f.CLI(nil, "run", "--tag", "segment=qa", "--id", "rel-1")
+	if r.Code != 2 || !strings.Contains(r.Stderr, "already used") {
+		t.Fatalf("run with a deploy's id: %s", r)
+	}
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "rel-1", "--format", "json")...)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "following those runs") {
+		t.Fatalf("the same request again: %s", r)
+	}
+	if stamp() != before {
+		t.Fatal("re-attaching ran Puppet again")
+	}
+}
+
+// TestHostileAndLongPuppetMessage: a catalog that fails with a 3,000-byte
+// message full of escape codes and a CDATA terminator. The node's answer is
+// shortened to what serf sends (before, serf dropped it and the CLI waited
+// for the timeout: exit 4 instead of 1), and the JUnit file stays valid XML
+// to strict parsers (before, an ESC made Jenkins lose every node's result).
+func TestHostileAndLongPuppetMessage(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	msg := `\u001b[1;31mboom ]]> <&> \u001b]0;title\u0007` + strings.Repeat("x", 3000)
+	f.Repo.CommitModule("v-hostile", f.Files, `  if $trusted['certname'] == 'agent-02' { fail("`+msg+`") }`)
+	dir := t.TempDir()
+	junit, result, summary := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "result.json"), filepath.Join(dir, "summary.md")
+	r := f.CLI(nil, deployArgs("--ref", "v-hostile", "--tag", "segment=qa", "--timeout", "2m",
+		"--junit", junit, "--result-file", result, "--summary-file", summary)...)
+	if r.Code != 1 {
+		t.Fatalf("want exit 1 (a failed catalog), got: %s", r)
+	}
+	suites := parseJUnit(t, junit)
+	if s := suites.Suites[0]; s.Tests != 2 || s.Failures != 1 {
+		t.Fatalf("junit counts %+v", s)
+	}
+	res := strictResult(t, result)
+	t.Logf("agent-02 message as the CLI got it (%d bytes): %.100q", len(res.Nodes[1].Message), res.Nodes[1].Message)
+	if states(res)["agent-02"] != orchestrate.StateFailed || states(res)["agent-01"] != orchestrate.StateFinished {
+		t.Fatalf("states %v", states(res))
+	}
+	for _, p := range []string{junit, result, summary} {
+		b, _ := os.ReadFile(p)
+		if bytes.ContainsRune(b, 0x1b) || !utf8.Valid(b) {
+			t.Fatalf("%s has an escape code or invalid UTF-8", p)
+		}
+	}
+}
+
+// TestReportsOnEveryExit: a deploy that ends before anything is sent still
+// writes every report asked for, saying why, so that Jenkins never
+// publishes the previous build's files; and an unwritable report path is
+// refused before anything is sent.
+func TestReportsOnEveryExit(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		code int
+	}{
+		{"no match", nil, []string{"--ref", "v1", "--tag", "segment=nope"}, orchestrate.ExitNoTargets},
+		{"bad ref name", nil, []string{"--ref", "-x", "--tag", "segment=qa"}, orchestrate.ExitUsage},
+		{"agent down", []string{"SERF_RPC_ADDR=" + deadAddr(t)}, []string{"--ref", "v1"}, orchestrate.ExitInfra},
+	}
+	for _, c := range cases {
+		dir := t.TempDir()
+		junit, result, summary := filepath.Join(dir, "j.xml"), filepath.Join(dir, "r.json"), filepath.Join(dir, "s.md")
+		args := append(deployArgs(c.args...), "--junit", junit, "--result-file", result, "--summary-file", summary)
+		var r fleet.Result
+		if c.env != nil {
+			r = fleet.Run(t, bin, c.env, args...)
+		} else {
+			r = f.CLI(nil, args...)
+		}
+		if r.Code != c.code {
+			t.Fatalf("%s: %s", c.name, r)
+		}
+		suites := parseJUnit(t, junit)
+		if s := suites.Suites[0]; s.Tests != 1 || s.Errors != 1 {
+			t.Fatalf("%s: junit %+v", c.name, s)
+		}
+		res := strictResult(t, result)
+		if res.ExitCode != c.code || res.Fired || res.Error == "" {
+			t.Fatalf("%s: result %+v", c.name, res)
+		}
+		if md, err := os.ReadFile(summary); err != nil || !strings.Contains(string(md), res.Error[:20]) {
+			t.Fatalf("%s: summary %q %v", c.name, md, err)
+		}
+	}
+
+	// A report that cannot be written is found before the deploy starts.
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--junit", filepath.Join(blocker, "junit.xml"))...)
+	oneLine(t, r, "--junit")
+	if r.Code != orchestrate.ExitUsage || f.File("agent-01") != "" {
+		t.Fatalf("unwritable junit: %s (agent-01 file %q)", r, f.File("agent-01"))
+	}
+}
+
+// TestEventSizeAtSerfsLimit: the deploy event is sized as serf encodes it.
+// The largest event serfdeploy builds is accepted by the real agent; one
+// byte more is refused as bad input (exit 2) before firing. Before, the
+// raw payload was counted and events of 477-506 bytes were fired, refused
+// by the agent and reported as exit 5 (which a pipeline retries).
+func TestEventSizeAtSerfsLimit(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	id := strings.Repeat("i", 100)
+	regexp := func(pad int) string { return "qa|" + strings.Repeat("x", pad) }
+	fits := func(pad int) bool {
+		_, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1",
+			Tags: map[string]string{"segment": regexp(pad)}})
+		return err == nil
+	}
+	pad := 0
+	for fits(pad + 1) {
+		pad++
+	}
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--id", id, "--tag", "segment="+regexp(pad+1))...)
+	if r.Code != orchestrate.ExitUsage || !strings.Contains(r.Stderr, "512") {
+		t.Fatalf("one byte over: %s", r)
+	}
+	if f.File("agent-01") != "" {
+		t.Fatal("an event over the limit was fired")
+	}
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--id", id, "--tag", "segment="+regexp(pad), "--format", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("at the limit: %s", r)
+	}
+	var res orchestrate.Result
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil || len(res.Nodes) != 2 {
+		t.Fatalf("at the limit: %v %s", err, r)
+	}
+}
