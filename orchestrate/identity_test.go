@@ -178,3 +178,20 @@ func (f *failingRPC) Members(ctx context.Context, flt serfrpc.Filter, status str
 	}
 	return f.fakeRPC.Members(ctx, flt, status)
 }
+
+// goneRPC answers members but loses the agent during a query.
+type goneRPC struct{ *fakeRPC }
+
+func (g *goneRPC) Query(context.Context, serfrpc.Query) (*serfrpc.QueryResult, error) {
+	return &serfrpc.QueryResult{}, serfrpc.ErrGone
+}
+
+// TestStatusWhenTheAgentGoesAway: `status` whose agent goes away mid-query
+// is an infrastructure failure (exit 5), not nodes that did not answer
+// (exit 4).
+func TestStatusWhenTheAgentGoesAway(t *testing.T) {
+	_, err := Status(context.Background(), &goneRPC{cluster(finishedOK)}, serfrpc.Filter{}, "", 0)
+	if exitCode(t, err) != ExitInfra {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -21,7 +21,7 @@ func Report(ctx context.Context, log LogReader, id string, since time.Time) (*Re
 	}
 	records, err := log.Latest(ctx, id, since, time.Now().Add(time.Minute))
 	if err != nil {
-		return nil, &Error{Code: ExitInfra, Err: fmt.Errorf("reading deploy %s from the logging service: %w", id, err)}
+		return nil, &Error{Code: ExitInfra, Err: fmt.Errorf("the logging service could not be read: %w", err)}
 	}
 	if len(records) == 0 {
 		return nil, Errorf(ExitNoTargets, "the logging service has no record of deploy %s since %s; check the id, or search further back with --since", id, since.Format(time.RFC3339))

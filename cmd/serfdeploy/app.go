@@ -19,15 +19,20 @@ import (
 const exitCodesHelp = `EXIT CODES:
    0  every target finished without failures (with or without changes)
    1  a puppet run failed on at least one node, or a target was disabled or
-      busy with another run and did not apply the release
-   2  usage or bad input (unknown flag, malformed --tag, oversize payload)
+      busy with another run and did not apply the release, or applied
+      another deploy's code (stale)
+   2  usage or bad input (unknown flag, malformed --tag, oversize event, an
+      unwritable report path, an --id used for another request, a git ref
+      or module the master's repository does not have)
    3  nothing matched: no alive node matched the filters (report: no record
       of that deploy id)
-   4  incomplete: timed out, interrupted, or a node was lost before finishing
-      (and no run failed)
-   5  infrastructure: serf agent unreachable or auth key refused, no master,
-      code sync failed, logging service unreachable or refusing credentials
-   Worth an automatic retry: 5 (and 4 when a node was lost). Not worth one: 1, 2, 3.`
+   4  incomplete: timed out, interrupted, a node was lost or never got the
+      run, or a master reached more nodes than answered (and no run failed)
+   5  infrastructure: serf agent unreachable, gone or auth key refused, no
+      master, code sync failed, logging service unreachable or refusing
+      credentials
+   Worth an automatic retry: 5, when the --result-file says "fired": false.
+   Not worth one: 1, 2, 3.`
 
 // cliEnv is what every command needs from the process.
 type cliEnv struct {
