@@ -198,7 +198,13 @@ func (w *watch) pendingNodes() []string {
 			}
 		}
 	}
+	// Until a master has fired puppetrun no run can have started: only the
+	// masters are asked, often, so that the trigger is seen at once.
+	syncing := len(w.masters) > 0 && w.triggeredAt.IsZero()
 	for _, name := range w.order {
+		if _, isMaster := w.masters[name]; syncing && !isMaster {
+			continue
+		}
 		if !Final(w.targets[name].State) {
 			out = append(out, name)
 		}
