@@ -248,3 +248,42 @@ func TestEventSizeAtSerfsLimit(t *testing.T) {
 		t.Fatalf("at the limit: %v %s", err, r)
 	}
 }
+
+// TestConcurrentDeploysOfOneModule: motd v1 to qa and v2 to prod at once,
+// into one environment. Whatever order the master installs them in, no
+// node is reported finished with code other than its deploy's: each run
+// reports the commit it applied (the environment's config_version, set by
+// the master), and one that applied the other deploy's code is stale,
+// exit 1. Before, both deploys exited 0 while the qa nodes had applied v2.
+func TestConcurrentDeploysOfOneModule(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	v2 := f.Repo.CommitModule("v2", f.Files, "")
+	v1 := f.Repo.Rev("v1")
+	type outcome struct {
+		r   fleet.Result
+		ref string
+	}
+	done := make(chan outcome, 2)
+	for _, d := range []struct{ ref, seg string }{{"v1", "qa"}, {"v2", "prod"}} {
+		go func(ref, seg string) {
+			done <- outcome{f.CLI(nil, deployArgs("--ref", ref, "--tag", "segment="+seg, "--format", "json")...), ref}
+		}(d.ref, d.seg)
+	}
+	for i := 0; i < 2; i++ {
+		o := <-done
+		res := decodeResult(t, o.r)
+		commit := map[string]string{"v1": v1, "v2": v2}[o.ref]
+		for _, n := range res.Nodes {
+			applied := protocol.ParseCodeVersion(n.ConfigVersion)["motd"]
+			switch {
+			case applied == "":
+				t.Fatalf("%s (%s) reports no applied code: %+v", n.Node, o.ref, n)
+			case n.State == orchestrate.StateFinished && !strings.HasPrefix(commit, applied) && !strings.HasPrefix(applied, commit):
+				t.Fatalf("%s reported finished for %s but applied %s", n.Node, o.ref, applied)
+			case n.State == orchestrate.StateStale && o.r.Code != orchestrate.ExitFailed:
+				t.Fatalf("a stale node and exit %d", o.r.Code)
+			}
+		}
+		t.Logf("%s: exit %d, %v", o.ref, o.r.Code, states(res))
+	}
+}

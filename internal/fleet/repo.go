@@ -67,3 +67,9 @@ func (r *Repo) Commit(tag string, files map[string]string) string {
 	}
 	return r.git("rev-parse", "HEAD")
 }
+
+// Rev is the commit a ref names.
+func (r *Repo) Rev(ref string) string {
+	r.t.Helper()
+	return r.git("rev-parse", ref+"^{commit}")
+}
