@@ -68,6 +68,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	}
 	n.st.clearActive(id)
 	n.log.Printf("run %s: %s %s (exit %s) %s", id, rec.Phase, rec.Reason, exitString(rec.ExitCode), rec.Message)
+	n.notify(ctx, rec.Notify, id)
 	n.report(ctx, rec, "finished")
 	n.st.prune(200)
 	return nil

@@ -29,7 +29,9 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, reason, err.Error()
 		rec.Finished = time.Now()
 		n.log.Printf("deploy %s: %s: %v", id, reason, err)
-		return n.st.save(rec)
+		err = n.st.save(rec)
+		n.notify(ctx, rec.Notify, id)
+		return err
 	}
 
 	commit, err := n.sync(ctx, rec)
@@ -61,7 +63,9 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	rec.Message, rec.Reached = summary, reached
 	rec.Finished = time.Now()
 	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
-	return n.st.save(rec)
+	err = n.st.save(rec)
+	n.notify(ctx, rec.Notify, id)
+	return err
 }
 
 // sync fetches and installs the module; it returns the installed commit.
@@ -141,7 +145,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	}
 	payload, err := json.Marshal(protocol.RunRequest{
 		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
-		SkipMasters: d.SkipMasters, Build: d.Build,
+		SkipMasters: d.SkipMasters, Build: d.Build, Notify: d.Notify,
 	})
 	if err != nil {
 		return "", 0, err

@@ -52,7 +52,7 @@ func (w *watch) discover(ctx context.Context, final bool) error {
 	w.lastDiscovery = time.Now()
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID, Known: true})
 	var answerErr error
-	_, err := w.rpc.Query(ctx, serfrpc.Query{
+	_, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: w.opts.Filter, Timeout: discoverWait,
 		OnResponse: func(r serfrpc.Response) {
 			if _, isMaster := w.masters[r.From]; answerErr == nil && !isMaster {

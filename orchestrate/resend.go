@@ -47,7 +47,7 @@ func (w *watch) resend(ctx context.Context) error {
 	}
 	w.lastSent = time.Now()
 	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again", len(waiting)))
-	res, err := w.rpc.Query(ctx, serfrpc.Query{
+	res, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload,
 		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting, Resend: resendQuery,
 	})
@@ -73,7 +73,7 @@ func (w *watch) noMasterHeard() bool {
 func runRequest(opts *Options) []byte {
 	b, _ := json.Marshal(protocol.RunRequest{
 		ID: opts.ID, Environment: opts.Environment, Module: opts.Module, Ref: opts.Ref,
-		SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+		SkipMasters: opts.Filter.Empty(), Build: opts.Build, Notify: opts.notify,
 	})
 	return b
 }

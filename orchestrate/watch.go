@@ -37,6 +37,10 @@ type watch struct {
 	heard         map[string]bool
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
+	// notices are the nodes' word that their part changed (notice.go);
+	// nil when the CLI's agent cannot stream them.
+	notices     <-chan serfrpc.Response
+	noticesSeen bool
 }
 
 // A node whose answers cannot be read this many times in a row is given up.
@@ -64,8 +68,13 @@ func (w *watch) loop(ctx context.Context) error {
 	deadline := w.res.Started.Add(w.opts.Timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	var noticed []string
 	for {
-		err := w.poll(ctx)
+		ask := w.pendingNodes()
+		if noticed != nil {
+			ask = w.stillPending(noticed)
+		}
+		err := w.poll(ctx, ask)
 		if err == nil && w.allFinal() {
 			// Nodes the masters reached and the CLI never heard from may
 			// still be found; they must not be left out of the result.
@@ -88,10 +97,7 @@ func (w *watch) loop(ctx context.Context) error {
 			return err
 		}
 		w.progress()
-		select {
-		case <-ctx.Done():
-		case <-time.After(w.interval()):
-		}
+		noticed = w.wait(ctx)
 	}
 }
 
@@ -100,8 +106,12 @@ func (w *watch) loop(ctx context.Context) error {
 // for a large fleet, whose every poll forks a handler on each node asked.
 func (w *watch) interval() time.Duration {
 	d := time.Duration(len(w.pendingNodes())) * 20 * time.Millisecond
-	if d < minPollInterval {
-		d = minPollInterval
+	min := minPollInterval
+	if w.noticesSeen {
+		min = noticedPollInterval // notices carry the news; polls are the safety net
+	}
+	if d < min {
+		d = min
 	}
 	if d > w.opts.PollInterval {
 		d = w.opts.PollInterval
@@ -109,12 +119,14 @@ func (w *watch) interval() time.Duration {
 	return d
 }
 
-const minPollInterval = 250 * time.Millisecond
+const (
+	minPollInterval     = 250 * time.Millisecond
+	noticedPollInterval = time.Second
+)
 
 // poll does one round: member statuses, then one puppet-status query to the
 // nodes still of interest.
-func (w *watch) poll(ctx context.Context) error {
-	ask := w.pendingNodes()
+func (w *watch) poll(ctx context.Context, ask []string) error {
 	if len(ask) == 0 {
 		return nil
 	}
@@ -147,7 +159,7 @@ func (w *watch) poll(ctx context.Context) error {
 	// Answers are taken as they arrive, so that one slow node does not
 	// delay what the others report.
 	var answerErr error
-	_, err = w.rpc.Query(ctx, serfrpc.Query{
+	_, err = w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload,
 		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive,
 		Resend: resendQuery, Patience: pollPatience,
@@ -462,4 +474,13 @@ func infra(err error) error {
 		return err
 	}
 	return &Error{Code: ExitInfra, Err: err}
+}
+
+// query sends a query and counts what it cost, for the result's figures.
+func (w *watch) query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryResult, error) {
+	res, err := w.rpc.Query(ctx, q)
+	if res != nil {
+		w.res.Queries += res.Sent
+	}
+	return res, err
 }

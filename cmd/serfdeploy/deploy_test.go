@@ -56,7 +56,7 @@ func TestDeployToQA(t *testing.T) {
 		t.Fatalf("deploy: %s", r)
 	}
 	res := decodeResult(t, r)
-	if res.ID != "jenkins-release-7" || res.ExitCode != 0 || res.Build == nil || res.Build.Job != "release" {
+	if !strings.HasPrefix(res.ID, "jenkins-release-7-") || res.ExitCode != 0 || res.Build == nil || res.Build.Job != "release" {
 		t.Fatalf("result header %+v", res)
 	}
 	if got := states(res); len(got) != 2 || got["agent-01"] != "finished" || got["agent-02"] != "finished" {
@@ -108,7 +108,7 @@ func TestDeployToQA(t *testing.T) {
 	if r := f.CLI(nil, "status", "--id", "no-such-deploy"); r.Code != 3 || !strings.Contains(r.Stderr, "no matching node has a record of deploy no-such-deploy") {
 		t.Fatalf("status of an unknown id: %s", r)
 	}
-	r = f.CLI(nil, "status", "--id", "jenkins-release-7", "--node", "master-01")
+	r = f.CLI(nil, "status", "--id", res.ID, "--node", "master-01")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "sync triggered") {
 		t.Fatalf("status of the master: %s", r)
 	}
