@@ -67,7 +67,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 		return err
 	}
 	n.st.clearActive(id)
-	n.log.Printf("run %s: %s %s (exit %s) %s", id, rec.Phase, rec.Reason, exitString(rec.ExitCode), rec.Message)
+	n.log.Printf("run %s: %s %s (exit %s) %s", id, rec.Phase, rec.Reason, protocol.ExitText(rec.ExitCode), rec.Message)
 	n.notify(ctx, rec.Notify, id)
 	n.report(ctx, rec, "finished")
 	n.st.prune(200)
@@ -117,11 +117,4 @@ func runPuppet(ctx context.Context, args []string, outPath string, timeout time.
 		return 0, fmt.Errorf("running %s: %w", args[0], err)
 	}
 	return 0, nil
-}
-
-func exitString(code *int) string {
-	if code == nil {
-		return "-"
-	}
-	return fmt.Sprint(*code)
 }

@@ -23,6 +23,19 @@ func withRequest(f *fakeRPC, node string, req protocol.Request) {
 	}
 }
 
+// masterReached makes the master say its trigger reached n nodes.
+func masterReached(f *fakeRPC, n int) {
+	inner := f.answer
+	f.answer = func(node, q string, p []byte) []byte {
+		if node == "m1" && q == protocol.QueryPuppetStatus {
+			st := decodeStatus(inner(node, q, p))
+			st.Reached = n
+			return statusJSON(st)
+		}
+		return inner(node, q, p)
+	}
+}
+
 // TestExplicitIDUsedForAnotherRequestIsRefused: `--id X` that already names
 // a deploy of motd at v1 is refused for motd at v2 (exit 2, naming what the
 // id was used for) and nothing is fired. Before, the records of v1 were
@@ -69,15 +82,7 @@ func TestNodeTheTriggerReachedIsFollowed(t *testing.T) {
 		}
 		return finishedOK(node)
 	})
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "m1" && q == protocol.QueryPuppetStatus {
-			st := decodeStatus(inner(n, q, p))
-			st.Reached = 3
-			return statusJSON(st)
-		}
-		return inner(n, q, p)
-	}
+	masterReached(f, 3)
 	f.onPoll = func(f *fakeRPC, poll int) {
 		if poll == 1 {
 			f.add("late", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
@@ -103,15 +108,7 @@ func TestNodeTheTriggerReachedIsFollowed(t *testing.T) {
 // end in exit 0.
 func TestTriggerReachedMoreThanAnsweredIsNotGreen(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "m1" && q == protocol.QueryPuppetStatus {
-			st := decodeStatus(inner(n, q, p))
-			st.Reached = 3
-			return statusJSON(st)
-		}
-		return inner(n, q, p)
-	}
+	masterReached(f, 3)
 	res, _ := Deploy(context.Background(), f, qaOptions("d-reach"))
 	if res == nil || res.ExitCode != ExitIncomplete || !strings.Contains(res.Outcome, "reached 3") {
 		t.Fatalf("result %+v", res)

@@ -3,8 +3,8 @@ package orchestrate
 import (
 	"context"
 	"fmt"
-	"regexp"
 
+	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
@@ -49,8 +49,8 @@ func MasterFilter(masterTag string) (serfrpc.Filter, error) {
 // CheckFilter validates the tag regexps before anything is sent.
 func CheckFilter(f serfrpc.Filter) error {
 	for k, v := range f.Tags {
-		if _, err := regexp.Compile(v); err != nil {
-			return Errorf(ExitUsage, "tag filter %s=%s does not compile: %v", k, v, err)
+		if err := protocol.ValidTagFilter(k, v); err != nil {
+			return &Error{Code: ExitUsage, Err: err}
 		}
 	}
 	return nil

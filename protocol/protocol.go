@@ -263,6 +263,18 @@ func ValidID(s string) error {
 	return nil
 }
 
+// ValidTagFilter checks one tag filter, key=regexp, as serf's -tag flag
+// takes it: every place that takes a filter checks it here.
+func ValidTagFilter(key, re string) error {
+	if key == "" {
+		return fmt.Errorf("tag filter %q must be key=regexp, e.g. segment=qa", key+"="+re)
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return fmt.Errorf("tag filter %s=%s: the regexp does not compile: %w", key, re, err)
+	}
+	return nil
+}
+
 // ValidNode checks a serf node name as given in a filter.
 func ValidNode(s string) error {
 	if !nodeName.MatchString(s) {
@@ -298,8 +310,8 @@ func (d *Deploy) Validate() error {
 		}
 	}
 	for k, v := range d.Tags {
-		if _, err := regexp.Compile(v); err != nil {
-			return fmt.Errorf("tag filter %s=%s does not compile: %w", k, v, err)
+		if err := ValidTagFilter(k, v); err != nil {
+			return err
 		}
 	}
 	return nil

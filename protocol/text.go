@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -124,4 +125,12 @@ func skipEscape(s string, i int) int {
 		return i + 1
 	}
 	return i // a lone ESC
+}
+
+// ExitText shows a Puppet exit code, or "-" when there is none.
+func ExitText(code *int) string {
+	if code == nil {
+		return "-"
+	}
+	return strconv.Itoa(*code)
 }

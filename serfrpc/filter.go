@@ -2,9 +2,10 @@ package serfrpc
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Filter selects members by tag regexps and exact node names, the way serf's
@@ -17,11 +18,11 @@ type Filter struct {
 // ParseTag parses one `key=regexp` argument as serf's -tag flag takes it.
 func ParseTag(s string) (key, re string, err error) {
 	key, re, ok := strings.Cut(s, "=")
-	if !ok || key == "" {
+	if !ok {
 		return "", "", fmt.Errorf("tag filter %q must be key=regexp, e.g. segment=qa", s)
 	}
-	if _, err := regexp.Compile(re); err != nil {
-		return "", "", fmt.Errorf("tag filter %q: the regexp does not compile: %v", s, err)
+	if err := protocol.ValidTagFilter(key, re); err != nil {
+		return "", "", err
 	}
 	return key, re, nil
 }

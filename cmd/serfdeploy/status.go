@@ -9,6 +9,7 @@ import (
 
 	"github.com/serfdeploy/serfdeploy/internal/render"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 func statusCommand(env *cliEnv) *cli.Command {
@@ -80,7 +81,7 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 			if st.Reason != "" {
 				detail = st.Reason + ": " + detail
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Node, st.Role, phase, exitOf(st.Exit), st.Changed, st.Failed, st.Total, detail)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", n.Node, st.Role, phase, protocol.ExitText(st.Exit), st.Changed, st.Failed, st.Total, detail)
 			continue
 		}
 		state := "idle"
@@ -89,7 +90,7 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 		}
 		last, result, exit, age, detail := "-", "-", "-", "-", ""
 		if l := st.Last; l != nil {
-			last, result, exit, detail = l.ID, l.Phase, exitOf(l.Exit), l.Message
+			last, result, exit, detail = l.ID, l.Phase, protocol.ExitText(l.Exit), l.Message
 			if l.Reason != "" {
 				detail = l.Reason + ": " + detail
 			}
@@ -100,11 +101,4 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, detail)
 	}
 	return tw.Flush()
-}
-
-func exitOf(code *int) string {
-	if code == nil {
-		return "-"
-	}
-	return fmt.Sprint(*code)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // JUnit writes the result as JUnit XML for Jenkins' JUnit plugin: one test
@@ -139,7 +140,7 @@ func testcase(class string, n orchestrate.NodeResult) junit.Testcase {
 		msg += " " + joinedLate
 	}
 	var data strings.Builder
-	fmt.Fprintf(&data, "state: %s\nexit code: %s\nchanged: %d failed: %d total: %d\n", state, exitText(n.ExitCode), n.Changed, n.Failed, n.Total)
+	fmt.Fprintf(&data, "state: %s\nexit code: %s\nchanged: %d failed: %d total: %d\n", state, protocol.ExitText(n.ExitCode), n.Changed, n.Failed, n.Total)
 	if n.JoinedLate {
 		data.WriteString(joinedLate + "\n")
 	}

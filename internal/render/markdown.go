@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Markdown writes the result for a Jenkins build description or a pull
@@ -36,7 +37,7 @@ func Markdown(w io.Writer, res *orchestrate.Result) error {
 		b.WriteString("|---|---|---|---:|---:|---:|---:|---|\n")
 		for _, n := range res.Nodes {
 			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %s | %s |\n", mdEscape(line(n.Node, 300)), mdEscape(line(n.State, 100)),
-				exitText(n.ExitCode), n.Changed, n.Failed, n.Total, durationText(n.DurationSec), mdEscape(detail(n)))
+				protocol.ExitText(n.ExitCode), n.Changed, n.Failed, n.Total, durationText(n.DurationSec), mdEscape(detail(n)))
 		}
 	}
 	var failed []string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // JSON writes v as one indented JSON document. A deploy result is written
@@ -50,7 +51,7 @@ func Summary(w io.Writer, res *orchestrate.Result, cs iostreams.ColorScheme) err
 	for _, n := range res.Nodes {
 		state := line(n.State, 100)
 		rows = append(rows, []cell{{text: line(n.Node, 300)}, {text: state, paint: stateColor(cs, n.State)},
-			{text: exitText(n.ExitCode)}, {text: fmt.Sprint(n.Changed)}, {text: fmt.Sprint(n.Failed)},
+			{text: protocol.ExitText(n.ExitCode)}, {text: fmt.Sprint(n.Changed)}, {text: fmt.Sprint(n.Failed)},
 			{text: fmt.Sprint(n.Total)}, {text: durationText(n.DurationSec)}, {text: detail(n)}})
 	}
 	if len(res.Nodes) > 0 {
@@ -125,13 +126,6 @@ func detail(n orchestrate.NodeResult) string {
 		s = strings.TrimSpace(s + " " + joinedLate)
 	}
 	return s
-}
-
-func exitText(code *int) string {
-	if code == nil {
-		return "-"
-	}
-	return fmt.Sprint(*code)
 }
 
 func durationText(sec float64) string {
