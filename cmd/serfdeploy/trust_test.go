@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -306,4 +307,56 @@ func TestNoticesCarryTheNews(t *testing.T) {
 	if res := decodeResult(t, r); r.Code != 0 || res.Notices != 0 {
 		t.Fatalf("--poll-only: %d notices\n%s", res.Notices, r)
 	}
+}
+
+// TestSIGTERMDuringTheRuns: Jenkins aborts a build with SIGTERM while the
+// runs go on. The CLI stops watching, says how many nodes had not finished
+// (before, it counted after marking them and said 0), labels them
+// interrupted (not timeout), writes its reports and exits 4.
+func TestSIGTERMDuringTheRuns(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 20' }`)
+	result := filepath.Join(t.TempDir(), "result.json")
+	cmd := exec.Command(bin, deployArgs("--ref", "v-slow", "--tag", "segment=qa", "--result-file", result)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "NO_COLOR=1",
+		"SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr}
+	var stderr bytes.Buffer
+	running := &lineWatcher{want: "running", seen: make(chan struct{})}
+	cmd.Stderr = io.MultiWriter(&stderr, running)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-running.seen // a run has started: the CLI is watching
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != orchestrate.ExitIncomplete {
+		t.Fatalf("exit %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "interrupted: 2 node(s) had not finished") {
+		t.Fatalf("closing line:\n%s", stderr.String())
+	}
+	res := strictResult(t, result)
+	if c := res.Counts(); c[orchestrate.StateInterrupted] != 2 || res.ExitCode != orchestrate.ExitIncomplete {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// lineWatcher closes seen once want has been written to it.
+type lineWatcher struct {
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *lineWatcher) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
 }
