@@ -63,7 +63,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 			rec.Message = protocol.Truncate(fmt.Sprintf("%s: %s: %s", resourcesMessage(summary, ""), first.Resource, first.Message), 2000)
 		}
 	}
-	if err := n.st.save(rec); err != nil {
+	if err := n.st.saveLocked(rec); err != nil {
 		return err
 	}
 	n.st.clearActive(id)

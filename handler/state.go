@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/serfdeploy/serfdeploy/internal/atomicfile"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
@@ -119,6 +120,17 @@ func (s state) update(id, kind string, change func(*Record)) (*Record, error) {
 	}
 	change(r)
 	return r, s.save(r)
+}
+
+// saveLocked saves a record under the state lock: a worker's result and
+// the status handler's worker_died verdict never interleave.
+func (s state) saveLocked(r *Record) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return s.save(r)
 }
 
 // create writes a new record and fails with os.ErrExist if there is one
@@ -261,15 +273,32 @@ func (s state) reconcile(r *Record) *Record {
 	} else if r.workerAlive() {
 		return r
 	}
-	r.Phase = protocol.PhaseFailed
-	r.Reason = protocol.ReasonWorkerDied
-	r.Message = "the worker process ended without recording a result"
-	r.Finished = time.Now()
-	s.save(r)
-	if r.Kind == KindRun {
-		s.clearActive(r.ID)
+	// The worker may have saved its result and exited since r was read:
+	// decide again under the lock, from what is on disk now.
+	unlock, err := s.lock()
+	if err != nil {
+		return r
 	}
-	return r
+	defer unlock()
+	now, err := s.load(r.ID, r.Kind)
+	if err != nil {
+		return r
+	}
+	if protocol.Done(now.Phase) || now.Phase == protocol.PhaseTriggered || now.workerAlive() ||
+		(now.WorkerPID == 0 && time.Since(now.Created) < 30*time.Second) {
+		return now
+	}
+	now.Phase = protocol.PhaseFailed
+	now.Reason = protocol.ReasonWorkerDied
+	now.Message = "the worker process ended without recording a result"
+	now.Finished = time.Now()
+	if err := s.save(now); err != nil {
+		return now
+	}
+	if now.Kind == KindRun {
+		s.clearActive(now.ID)
+	}
+	return now
 }
 
 func (r *Record) workerAlive() bool {
@@ -307,27 +336,5 @@ func processStart(pid int) (int64, error) {
 // writeFileAtomic writes via a temporary file in the same directory and a
 // rename, with an fsync so that a crash leaves the old or the new content.
 func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, 0o644)
 }

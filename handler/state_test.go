@@ -64,10 +64,16 @@ func TestReconcileDeadWorker(t *testing.T) {
 	}
 	// Claimed but never started: a grace period, then failed.
 	fresh := &Record{ID: "d3", Kind: KindRun, Phase: protocol.PhasePending, Created: time.Now()}
+	if err := s.create(fresh); err != nil {
+		t.Fatal(err)
+	}
 	if s.reconcile(fresh).Phase != protocol.PhasePending {
 		t.Fatal("a just-claimed run was failed at once")
 	}
 	fresh.Created = time.Now().Add(-time.Minute)
+	if err := s.save(fresh); err != nil {
+		t.Fatal(err)
+	}
 	if s.reconcile(fresh).Reason != protocol.ReasonWorkerDied {
 		t.Fatal("a claimed run never started was not failed")
 	}
@@ -103,5 +109,35 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if _, err := LoadConfig(filepath.Join(dir, "missing.yaml")); err == nil {
 		t.Error("a missing config was accepted")
+	}
+}
+
+// TestReconcileDoesNotOverwriteAResult: the status handler read a run as
+// running; before it decided, the worker saved "finished" and exited. The
+// worker_died verdict must not overwrite the result (before, it did, and
+// without Loki the CLI exited 1 for a good run).
+func TestReconcileDoesNotOverwriteAResult(t *testing.T) {
+	s := state{dir: t.TempDir()}
+	worker := exec.Command("true")
+	if err := worker.Run(); err != nil {
+		t.Fatal(err)
+	}
+	r := &Record{ID: "d2", Kind: KindRun, Phase: protocol.PhaseRunning, WorkerPID: worker.Process.Pid, WorkerStart: 1, Created: time.Now()}
+	if err := s.create(r); err != nil {
+		t.Fatal(err)
+	}
+	stale := *r // what the status handler read
+	done := *r
+	done.Phase, done.Finished = protocol.PhaseFinished, time.Now()
+	if err := s.saveLocked(&done); err != nil { // the worker's last act
+		t.Fatal(err)
+	}
+	got := s.reconcile(&stale)
+	onDisk, err := s.load("d2", KindRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Phase != protocol.PhaseFinished || onDisk.Phase != protocol.PhaseFinished {
+		t.Fatalf("answered %s, on disk %s (%s): a finished run was overwritten", got.Phase, onDisk.Phase, onDisk.Reason)
 	}
 }

@@ -29,7 +29,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, reason, err.Error()
 		rec.Finished = time.Now()
 		n.log.Printf("deploy %s: %s: %v", id, reason, err)
-		err = n.st.save(rec)
+		err = n.st.saveLocked(rec)
 		n.notify(ctx, rec.Notify, id)
 		return err
 	}
@@ -63,7 +63,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	rec.Message, rec.Reached = summary, reached
 	rec.Finished = time.Now()
 	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
-	err = n.st.save(rec)
+	err = n.st.saveLocked(rec)
 	n.notify(ctx, rec.Notify, id)
 	return err
 }

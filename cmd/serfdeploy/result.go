@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/serfdeploy/serfdeploy/internal/atomicfile"
 	"github.com/serfdeploy/serfdeploy/internal/render"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
@@ -85,21 +86,12 @@ func writeReports(res *orchestrate.Result, reports []report) error {
 	return errors.Join(errs...)
 }
 
-// writeFile writes through a temporary file and a rename, so that Jenkins
-// never archives half a report.
+// writeFile writes a report whole (internal/atomicfile), so that Jenkins
+// never archives half of one.
 func writeFile(path string, write func(io.Writer) error) error {
 	var buf bytes.Buffer
 	if err := write(&buf); err != nil {
 		return err
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, buf.Bytes(), 0o644)
 }
