@@ -24,6 +24,8 @@ type Node struct {
 	getenv  func(string) string
 	// worker starts a detached worker process; replaced in tests.
 	worker func(kind, id string) (pid int, err error)
+	// killNow, in a worker, closes on a second stop signal.
+	killNow <-chan struct{}
 }
 
 // NewNode builds the node from its config and serf's environment (the

@@ -57,7 +57,7 @@ func TestFastWorkerResultIsKept(t *testing.T) {
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	n.worker = func(kind, id string) (int, error) {
-		go func() { done <- n.Work(context.Background(), kind, id); close(finished) }()
+		go func() { done <- n.Work(context.Background(), nil, kind, id); close(finished) }()
 		// Give the worker every chance to finish before the handler goes
 		// on; with the state lock it cannot, and waits for the handler.
 		select {

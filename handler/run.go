@@ -33,17 +33,20 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	outPath := filepath.Join(dir, "puppet.log")
 	jsonLog := filepath.Join(dir, "puppet.jsonl")
 	args := n.puppetArgs(rec.Environment, jsonLog)
-	exit, runErr := runPuppet(ctx, args, outPath, n.cfg.Puppet.Timeout)
+	exit, runErr := runPuppet(ctx, n.killNow, args, outPath, n.cfg.Puppet.Timeout)
 
 	rec.Finished = time.Now()
 	output, _ := os.ReadFile(outPath)
 	entries := readLogEntries(jsonLog)
-	if runErr != nil {
+	switch {
+	case errors.Is(runErr, errStopped):
+		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, protocol.ReasonInterrupted, runErr.Error()
+	case runErr != nil:
 		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, protocol.ReasonStartFailed, runErr.Error()
 		if errors.Is(runErr, context.DeadlineExceeded) {
 			rec.Reason = protocol.ReasonPuppetError
 		}
-	} else {
+	default:
 		rec.ExitCode = &exit
 		summary, _ := readSummary(n.cfg.Puppet.SummaryFile, rec.Started)
 		o := classify(exit, summary, entries, string(output), n.cfg.Puppet.StateDir)
@@ -86,12 +89,21 @@ func (n *Node) puppetArgs(env, jsonLog string) []string {
 	return args
 }
 
+// errStopped: the worker was told to stop (SIGTERM) during the run.
+var errStopped = errors.New("the worker was stopped during the run")
+
+// killGrace is how long Puppet has to finish after SIGTERM before SIGKILL.
+const killGrace = 10 * time.Second
+
 // runPuppet runs the command with its output in outPath and returns its exit
-// code. An error means it could not be run (or was killed at the timeout).
-func runPuppet(ctx context.Context, args []string, outPath string, timeout time.Duration) (int, error) {
+// code. An error means it could not be run, or was stopped: by the timeout,
+// or by ctx ending (SIGTERM to its process group, SIGKILL after killGrace or
+// as soon as now closes).
+func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath string, timeout time.Duration) (int, error) {
 	if len(args) == 0 {
 		return 0, errors.New("puppet.command is empty")
 	}
+	stopped := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -102,11 +114,37 @@ func runPuppet(ctx context.Context, args []string, outPath string, timeout time.
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Stdin = nil
-	// Its own process group, so that the timeout stops puppet's children too.
+	// Its own process group, so that stopping it stops puppet's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	err = cmd.Run()
-	if ctx.Err() == context.DeadlineExceeded {
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = killGrace
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("running %s: %w", args[0], err)
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-now:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-ctx.Done():
+			// Past the grace period the group goes, not only its leader
+			// (which WaitDelay would kill).
+			select {
+			case <-time.After(killGrace):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			case <-now:
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			case <-done:
+			}
+		case <-done:
+		}
+	}()
+	err = cmd.Wait()
+	switch {
+	case stopped.Err() != nil:
+		return 0, fmt.Errorf("%w: puppet was sent SIGTERM", errStopped)
+	case ctx.Err() == context.DeadlineExceeded:
 		return 0, fmt.Errorf("puppet did not finish within %s and was stopped: %w", timeout, context.DeadlineExceeded)
 	}
 	var exitErr *exec.ExitError

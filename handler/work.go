@@ -8,8 +8,12 @@ import (
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
-// Work runs one detached worker job.
-func (n *Node) Work(ctx context.Context, kind, id string) error {
+// Work runs one detached worker job. Ending ctx asks it to stop: a run's
+// Puppet gets SIGTERM and killGrace to finish, then SIGKILL; closing now
+// (a second signal) kills Puppet at once. Either way the run is recorded,
+// as interrupted.
+func (n *Node) Work(ctx context.Context, now <-chan struct{}, kind, id string) error {
+	n.killNow = now
 	if kind != WorkFlush {
 		if err := protocol.ValidID(id); err != nil {
 			return err

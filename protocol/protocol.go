@@ -179,6 +179,7 @@ const (
 	ReasonWorkerDied        = "worker_died"        // the run's worker vanished without a result
 	ReasonPuppetError       = "puppet_error"       // puppet failed in a way not classified above
 	ReasonStartFailed       = "start_failed"       // the puppet command could not be started
+	ReasonInterrupted       = "interrupted"        // the worker was stopped (SIGTERM) during the run
 )
 
 // Status is a node's answer to `puppet-status`.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -47,9 +50,23 @@ func workerCommand(env *cliEnv) *cli.Command {
 			if err != nil {
 				return err
 			}
-			// A worker outlives the serf agent and ignores its signals: it
-			// has its own session and no parent waiting for it.
-			return node.Work(context.Background(), c.Args().Get(0), c.Args().Get(1))
+			// A worker has its own session: the serf agent's signals do not
+			// reach it. A SIGTERM sent to it (an operator, or systemd
+			// stopping the whole unit) stops Puppet gracefully and records
+			// the run as interrupted; a second one kills Puppet at once.
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+			defer signal.Stop(sigs)
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			now := make(chan struct{})
+			go func() {
+				<-sigs
+				stop()
+				<-sigs
+				close(now)
+			}()
+			return node.Work(ctx, now, c.Args().Get(0), c.Args().Get(1))
 		}),
 	}
 }
