@@ -102,6 +102,23 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("HTTP %d: %s", e.code, line)
 }
 
+// refused reports whether the service turned the pushed records down for
+// good: 400 (Loki's "entry too far behind", "timestamp too new", "max entry
+// size exceeded"), 413 or 422. The same records would be refused again.
+// 401/403 (credentials), 404 (wrong URL), 429 and 5xx are not about the
+// records, so they are not refusals.
+func refused(err error) bool {
+	var serr *statusError
+	if !errors.As(err, &serr) {
+		return false
+	}
+	switch serr.code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
 // do sends one request with retries on transient failures and returns the
 // body of a 2xx answer.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
@@ -175,7 +192,9 @@ func (c *Client) explain(err error) error {
 		case serr.code == http.StatusUnauthorized || serr.code == http.StatusForbidden:
 			return fmt.Errorf("%w at %s (%v): check --log-user/--log-password, --log-token or --log-tenant", ErrUnauthorized, c.base, serr)
 		default:
-			return fmt.Errorf("%w at %s: %v", ErrBadResponse, c.base, serr)
+			// serr stays in the chain so that the spool can tell a refusal
+			// of the records (refused) from a service that is unwell.
+			return fmt.Errorf("%w at %s: %w", ErrBadResponse, c.base, serr)
 		}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

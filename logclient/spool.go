@@ -23,6 +23,19 @@ type Spool struct {
 
 const spoolSuffix = ".json"
 
+const (
+	// A push holds at most batchRecords records or batchBytes of them (a
+	// larger single record goes alone), so that a long backlog never makes
+	// one request Loki would refuse for its size or rate.
+	batchRecords = 100
+	batchBytes   = 1 << 20
+
+	// rejectedDir keeps the records Loki refused for good, for an operator;
+	// only the newest maxRejected stay, so that it cannot fill the disk.
+	rejectedDir = "rejected"
+	maxRejected = 1000
+)
+
 // Add queues one record. The file name starts with the time, so that
 // records are sent in the order they were written.
 func (s Spool) Add(rec Record) error {
@@ -43,8 +56,9 @@ func (s Spool) Add(rec Record) error {
 	return nil
 }
 
-func (s Spool) files() ([]string, error) {
-	entries, err := os.ReadDir(s.Dir)
+// files lists the queued records of dir, oldest first.
+func files(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -63,14 +77,24 @@ func (s Spool) files() ([]string, error) {
 
 // Pending counts the queued records.
 func (s Spool) Pending() (int, error) {
-	names, err := s.files()
+	names, err := files(s.Dir)
 	return len(names), err
 }
 
-// Flush sends every queued record in one push and deletes them once Loki
-// took them. An exclusive lock keeps two flushers (a finished run and the
-// flush worker) from sending a record twice. A file that does not parse is
-// moved to bad/ rather than blocking the queue forever.
+// Rejected counts the records set aside because Loki refused them for good
+// (at most maxRejected are kept).
+func (s Spool) Rejected() (int, error) {
+	names, err := files(filepath.Join(s.Dir, rejectedDir))
+	return len(names), err
+}
+
+// Flush sends the queued records, oldest first, in bounded batches, and
+// deletes each batch once Loki took it. It returns how many were sent.
+// A record Loki refuses for good (too old, too large) is moved to
+// rejected/ so that it does not block the queue; any other failure stops
+// the flush and leaves the rest for the next one. An exclusive lock keeps
+// two flushers (a finished run and the flush worker) from sending a record
+// twice. A file that does not parse is moved to bad/.
 func (s Spool) Flush(ctx context.Context, c *Client) (int, error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return 0, fmt.Errorf("spool: %w", err)
@@ -84,17 +108,41 @@ func (s Spool) Flush(ctx context.Context, c *Client) (int, error) {
 		return 0, fmt.Errorf("spool lock: %w", err)
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer s.trimRejected()
 
-	names, err := s.files()
-	if err != nil || len(names) == 0 {
+	names, err := files(s.Dir)
+	if err != nil {
 		return 0, err
 	}
-	var recs []Record
-	var sent []string
-	for _, name := range names {
-		path := filepath.Join(s.Dir, name)
-		b, err := os.ReadFile(path)
+	sent := 0
+	for len(names) > 0 {
+		var batch []spooled
+		batch, names = s.nextBatch(names)
+		n, err := s.send(ctx, c, batch)
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// spooled is a queued record and its file name.
+type spooled struct {
+	name string
+	rec  Record
+}
+
+// nextBatch reads the oldest of names into a batch of at most batchRecords
+// records and batchBytes bytes, and returns the names left.
+func (s Spool) nextBatch(names []string) ([]spooled, []string) {
+	var batch []spooled
+	size := 0
+	for len(names) > 0 && len(batch) < batchRecords {
+		name := names[0]
+		b, err := os.ReadFile(filepath.Join(s.Dir, name))
 		if os.IsNotExist(err) {
+			names = names[1:]
 			continue
 		}
 		var r Record
@@ -102,27 +150,72 @@ func (s Spool) Flush(ctx context.Context, c *Client) (int, error) {
 			err = json.Unmarshal(b, &r)
 		}
 		if err != nil {
-			s.moveAside(name)
+			s.setAside("bad", name)
+			names = names[1:]
 			continue
 		}
-		recs = append(recs, r)
-		sent = append(sent, path)
+		if len(batch) > 0 && size+len(b) > batchBytes {
+			break
+		}
+		size += len(b)
+		batch = append(batch, spooled{name: name, rec: r})
+		names = names[1:]
 	}
-	if len(recs) == 0 {
-		return 0, nil
-	}
-	if err := c.Push(ctx, recs...); err != nil {
-		return 0, err
-	}
-	for _, p := range sent {
-		os.Remove(p)
-	}
-	return len(recs), nil
+	return batch, names
 }
 
-func (s Spool) moveAside(name string) {
-	bad := filepath.Join(s.Dir, "bad")
-	if err := os.MkdirAll(bad, 0o755); err == nil {
-		os.Rename(filepath.Join(s.Dir, name), filepath.Join(bad, name))
+// send pushes a batch and removes its files once Loki took it.
+func (s Spool) send(ctx context.Context, c *Client, batch []spooled) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	recs := make([]Record, len(batch))
+	for i, b := range batch {
+		recs[i] = b.rec
+	}
+	err := c.Push(ctx, recs...)
+	switch {
+	case err == nil:
+		for _, b := range batch {
+			os.Remove(filepath.Join(s.Dir, b.name))
+		}
+		return len(batch), nil
+	case !refused(err):
+		return 0, err
+	case len(batch) == 1:
+		s.setAside(rejectedDir, batch[0].name)
+		return 0, nil
+	}
+	// Loki refused the batch for one or more of its records: send them one
+	// at a time to find which. Loki may have stored the others already; it
+	// drops a line it already has, so sending them again is harmless.
+	sent := 0
+	for i := range batch {
+		n, err := s.send(ctx, c, batch[i:i+1])
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
+}
+
+// setAside moves a queued file to the subfolder sub, out of the queue.
+func (s Spool) setAside(sub, name string) {
+	dir := filepath.Join(s.Dir, sub)
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		os.Rename(filepath.Join(s.Dir, name), filepath.Join(dir, name))
+	}
+}
+
+// trimRejected removes the oldest set-aside records beyond maxRejected.
+func (s Spool) trimRejected() {
+	dir := filepath.Join(s.Dir, rejectedDir)
+	names, err := files(dir)
+	if err != nil || len(names) <= maxRejected {
+		return
+	}
+	for _, name := range names[:len(names)-maxRejected] {
+		os.Remove(filepath.Join(dir, name))
 	}
 }
