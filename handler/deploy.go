@@ -42,7 +42,7 @@ func (n *Node) handleDeploy(stdin io.Reader) error {
 	rec := &Record{
 		ID: d.ID, Kind: KindSync, Phase: protocol.PhaseSyncing,
 		Environment: d.Environment, Module: d.Module, Ref: d.Ref,
-		Build: d.Build, Deploy: &d, Notify: d.Notify, Created: time.Now(),
+		Build: d.Build, Deploy: &d, Created: time.Now(),
 	}
 	if err := n.st.create(rec); err != nil {
 		if errors.Is(err, os.ErrExist) {

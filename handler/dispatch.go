@@ -38,8 +38,6 @@ func (n *Node) Handle(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		case protocol.QueryPuppetStatus:
 			n.flushSpoolLater()
 			return n.handleStatus(stdin, stdout)
-		case protocol.QueryNotify:
-			return nil // for the CLI streaming it from this agent; no answer here
 		}
 		return n.runCustom(ctx, "query-"+name, stdin, stdout)
 	default:

@@ -50,7 +50,7 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	rec := &Record{
 		ID: req.ID, Kind: KindRun, Phase: protocol.PhasePending,
 		Environment: req.Environment, Module: req.Module, Ref: req.Ref, Build: req.Build,
-		Notify: req.Notify, Created: time.Now(),
+		Created: time.Now(),
 	}
 	finalize := func(phase, reason, msg, result string) error {
 		rec.Phase, rec.Reason, rec.Message, rec.Finished = phase, reason, msg, time.Now()

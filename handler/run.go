@@ -71,7 +71,6 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	}
 	n.st.clearActive(id)
 	n.log.Printf("run %s: %s %s (exit %s) %s", id, rec.Phase, rec.Reason, protocol.ExitText(rec.ExitCode), rec.Message)
-	n.notify(ctx, rec.Notify, id)
 	n.report(ctx, rec, "finished")
 	n.st.prune(200)
 	return nil

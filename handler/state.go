@@ -29,7 +29,6 @@ type Record struct {
 	Ref         string           `json:"ref,omitempty"`
 	Commit      string           `json:"commit,omitempty"`
 	Reached     int              `json:"reached,omitempty"` // sync: nodes that answered the trigger
-	Notify      string           `json:"notify,omitempty"`  // the CLI's agent, told when this record ends
 	Build       *protocol.Build  `json:"build,omitempty"`
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
 

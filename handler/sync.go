@@ -29,9 +29,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, reason, err.Error()
 		rec.Finished = time.Now()
 		n.log.Printf("deploy %s: %s: %v", id, reason, err)
-		err = n.st.saveLocked(rec)
-		n.notify(ctx, rec.Notify, id)
-		return err
+		return n.st.saveLocked(rec)
 	}
 
 	commit, err := n.sync(ctx, rec)
@@ -63,9 +61,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 	rec.Message, rec.Reached = summary, reached
 	rec.Finished = time.Now()
 	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
-	err = n.st.saveLocked(rec)
-	n.notify(ctx, rec.Notify, id)
-	return err
+	return n.st.saveLocked(rec)
 }
 
 // sync fetches and installs the module; it returns the installed commit.
@@ -145,7 +141,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	}
 	payload, err := json.Marshal(protocol.RunRequest{
 		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
-		SkipMasters: d.SkipMasters, Build: d.Build, Notify: d.Notify,
+		SkipMasters: d.SkipMasters, Build: d.Build,
 	})
 	if err != nil {
 		return "", 0, err

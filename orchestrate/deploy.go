@@ -22,9 +22,6 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if len(masters) == 0 {
 		return nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
 	}
-	if !opts.PollOnly {
-		opts.notify = rpc.Self()
-	}
 	payload, err := deployPayload(&opts)
 	if err != nil {
 		return nil, err
@@ -34,7 +31,6 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
-	w.listen(ctx)
 	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts), time.Now()
 	w.res.Fired = true // from here on, a retry may deploy twice
 	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
@@ -51,7 +47,6 @@ func deployPayload(opts *Options) ([]byte, error) {
 	d := protocol.Deploy{
 		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
-		Notify: opts.notify,
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge
@@ -67,11 +62,6 @@ func deployPayload(opts *Options) ([]byte, error) {
 		if err != nil {
 			dropped = ""
 		}
-	}
-	if errors.As(err, &tooLarge) && d.Notify != "" {
-		// Without the notify address the watch still polls.
-		d.Notify, opts.notify = "", ""
-		b, err = protocol.EncodeDeploy(&d)
 	}
 	if errors.As(err, &tooLarge) {
 		return nil, Errorf(ExitUsage, "%v: target fewer nodes by name, or use a tag (e.g. --tag segment=qa) instead of many --node flags", err)
@@ -92,11 +82,7 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err := checkID(ctx, rpc, &opts, targets, nil); err != nil {
 		return nil, err
 	}
-	if !opts.PollOnly {
-		opts.notify = rpc.Self()
-	}
 	w := newWatch(rpc, &opts, "run", targets, nil)
-	w.listen(ctx)
 	payload := runRequest(&opts)
 	w.runPayload = payload
 	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))

@@ -22,7 +22,6 @@ type fakeRPC struct {
 	events  []firedEvent
 	queries []serfrpc.Query
 	polls   int
-	notices chan serfrpc.Response
 	// onPoll runs before each puppet-status query, to change the cluster
 	// as time goes by.
 	onPoll func(f *fakeRPC, poll int)
@@ -111,13 +110,6 @@ func (f *fakeRPC) Query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryRes
 	}
 	return res, ctx.Err()
 }
-
-// Listen streams notices the test sends on f.notices (nil: none).
-func (f *fakeRPC) Listen(context.Context, string) (<-chan serfrpc.Response, error) {
-	return f.notices, nil
-}
-
-func (f *fakeRPC) Self() string { return "cli" }
 
 func (f *fakeRPC) statusQueries() int {
 	f.mu.Lock()

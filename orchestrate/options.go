@@ -33,13 +33,6 @@ type Options struct {
 	LogWait time.Duration // how long to wait for every finished record; default 30s
 
 	Observer Observer
-	// PollOnly turns notices off (the nodes are not asked to send them):
-	// for measuring them against polling alone.
-	PollOnly bool
-
-	// notify is the CLI's agent, named in the requests so that nodes send
-	// it their notices (notice.go).
-	notify string
 }
 
 func (o *Options) setDefaults() {

@@ -107,10 +107,8 @@ type Result struct {
 	// Error is the one line that ended the command before the nodes decided
 	// it (bad input, serf unreachable...), empty otherwise.
 	Error string `json:"error,omitempty"`
-	// Queries is how many serf queries the watch sent; Notices how many
-	// notices from the nodes it heard (notice.go).
+	// Queries is how many serf queries the watch sent.
 	Queries int `json:"queries"`
-	Notices int `json:"notices"`
 }
 
 // Counts of nodes by state.

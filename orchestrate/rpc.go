@@ -14,10 +14,6 @@ type RPC interface {
 	Members(ctx context.Context, f serfrpc.Filter, status string) ([]serfrpc.Member, error)
 	FireEvent(ctx context.Context, name string, payload []byte, coalesce bool) error
 	Query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryResult, error)
-	// Listen streams the queries of that name that reach the CLI's agent
-	// (the nodes' notices); Self is that agent's node name.
-	Listen(ctx context.Context, name string) (<-chan serfrpc.Response, error)
-	Self() string
 }
 
 // LogReader reads final run records from the logging service;

@@ -37,10 +37,6 @@ type watch struct {
 	heard         map[string]bool
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
-	// notices are the nodes' word that their part changed (notice.go);
-	// nil when the CLI's agent cannot stream them.
-	notices     <-chan serfrpc.Response
-	noticesSeen bool
 }
 
 // A node whose answers cannot be read this many times in a row is given up.
@@ -68,13 +64,8 @@ func (w *watch) loop(ctx context.Context) error {
 	deadline := w.res.Started.Add(w.opts.Timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var noticed []string
 	for {
-		ask := w.pendingNodes()
-		if noticed != nil {
-			ask = w.stillPending(noticed)
-		}
-		err := w.poll(ctx, ask)
+		err := w.poll(ctx, w.pendingNodes())
 		if err == nil && w.allFinal() {
 			// Nodes the masters reached and the CLI never heard from may
 			// still be found; they must not be left out of the result.
@@ -97,7 +88,10 @@ func (w *watch) loop(ctx context.Context) error {
 			return err
 		}
 		w.progress()
-		noticed = w.wait(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(w.interval()):
+		}
 	}
 }
 
@@ -106,12 +100,8 @@ func (w *watch) loop(ctx context.Context) error {
 // for a large fleet, whose every poll forks a handler on each node asked.
 func (w *watch) interval() time.Duration {
 	d := time.Duration(len(w.pendingNodes())) * 20 * time.Millisecond
-	min := minPollInterval
-	if w.noticesSeen {
-		min = noticedPollInterval // notices carry the news; polls are the safety net
-	}
-	if d < min {
-		d = min
+	if d < minPollInterval {
+		d = minPollInterval
 	}
 	if d > w.opts.PollInterval {
 		d = w.opts.PollInterval
@@ -119,10 +109,7 @@ func (w *watch) interval() time.Duration {
 	return d
 }
 
-const (
-	minPollInterval     = 250 * time.Millisecond
-	noticedPollInterval = time.Second
-)
+const minPollInterval = 250 * time.Millisecond
 
 // poll does one round: member statuses, then one puppet-status query to the
 // nodes still of interest.

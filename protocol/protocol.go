@@ -17,11 +17,6 @@ const (
 	EventDeploy       = "deploy"
 	QueryPuppetRun    = "puppetrun"
 	QueryPuppetStatus = "puppet-status"
-	// QueryNotify is sent by a node to the CLI's own agent, and to no other
-	// node, when its part of a deploy ends (a run finished, a master
-	// triggered the runs): the CLI, streaming it from its agent, asks that
-	// node at once instead of waiting for its next poll.
-	QueryNotify = "serfdeploy-notify"
 )
 
 // Serf's limits, measured on serf 0.8: a larger event or query is refused by
@@ -55,7 +50,6 @@ type Deploy struct {
 	Nodes       []string          `json:"nodes,omitempty"` // exact node names
 	SkipMasters bool              `json:"skip_masters,omitempty"`
 	Build       *Build            `json:"build,omitempty"`
-	Notify      string            `json:"notify,omitempty"` // the CLI's agent: send it QueryNotify
 }
 
 // RunRequest is the payload of the `puppetrun` query.
@@ -66,13 +60,6 @@ type RunRequest struct {
 	Ref         string `json:"ref,omitempty"`
 	SkipMasters bool   `json:"skip_masters,omitempty"`
 	Build       *Build `json:"build,omitempty"`
-	Notify      string `json:"notify,omitempty"` // the CLI's agent: send it QueryNotify
-}
-
-// Notice is the payload of QueryNotify: node's part of deploy ID changed.
-type Notice struct {
-	ID   string `json:"id"`
-	Node string `json:"node"`
 }
 
 // Answers to `puppetrun`.
@@ -305,11 +292,6 @@ func (d *Deploy) Validate() error {
 			return err
 		}
 	}
-	if d.Notify != "" {
-		if err := ValidNode(d.Notify); err != nil {
-			return err
-		}
-	}
 	for k, v := range d.Tags {
 		if err := ValidTagFilter(k, v); err != nil {
 			return err
@@ -335,11 +317,6 @@ func (r *RunRequest) Validate() error {
 	}
 	if r.Ref != "" {
 		if err := ValidRef(r.Ref); err != nil {
-			return err
-		}
-	}
-	if r.Notify != "" {
-		if err := ValidNode(r.Notify); err != nil {
 			return err
 		}
 	}

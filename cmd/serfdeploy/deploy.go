@@ -22,7 +22,6 @@ func watchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report (one test case per node) to this file"},
 		&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
 		&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file (whatever --format is)"},
-		&cli.BoolFlag{Name: "poll-only", Hidden: true, Usage: "do not ask nodes for notices; for benchmarks"},
 	}
 }
 
@@ -123,7 +122,6 @@ func (e *cliEnv) watch(c *cli.Context, kind string, opts *orchestrate.Options) (
 	opts.Filter, opts.MasterTag = f, c.String("master-tag")
 	opts.Timeout, opts.PollInterval = c.Duration("timeout"), c.Duration("poll-interval")
 	opts.QueryTimeout, opts.MissedAfter, opts.LogWait = c.Duration("query-timeout"), c.Duration("missed-after"), c.Duration("log-wait")
-	opts.PollOnly = c.Bool("poll-only")
 	if err := checkDurations(c, "timeout", "poll-interval", "query-timeout", "missed-after", "log-wait"); err != nil {
 		return nil, err
 	}

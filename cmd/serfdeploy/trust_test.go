@@ -289,26 +289,6 @@ func TestConcurrentDeploysOfOneModule(t *testing.T) {
 	}
 }
 
-// TestNoticesCarryTheNews: nodes tell the CLI's agent when their part ends
-// (the master's trigger, each run's end), and the CLI asks them at once
-// instead of at its next poll (30 s here). With --poll-only no notice is
-// asked for or heard. How much sooner is bench/fleet's business.
-func TestNoticesCarryTheNews(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
-	slow := []string{"--poll-interval", "30s", "--format", "json", "--tag", "segment=qa", "--module", "motd", "--timeout", "3m"}
-	r := f.CLI(nil, append([]string{"deploy", "--ref", "v1"}, slow...)...)
-	res := decodeResult(t, r)
-	if r.Code != 0 || res.Notices < 3 {
-		t.Fatalf("want the master's and both agents' notices: %d heard\n%s", res.Notices, r)
-	}
-	t.Logf("with notices and a 30 s poll interval: %s, %d queries", res.Finished.Sub(res.Started), res.Queries)
-	f.Repo.CommitModule("v2", f.Files, "")
-	r = f.CLI(nil, append([]string{"deploy", "--ref", "v2", "--poll-only", "--poll-interval", "1s"}, slow[2:]...)...)
-	if res := decodeResult(t, r); r.Code != 0 || res.Notices != 0 {
-		t.Fatalf("--poll-only: %d notices\n%s", res.Notices, r)
-	}
-}
-
 // TestSIGTERMDuringTheRuns: Jenkins aborts a build with SIGTERM while the
 // runs go on. The CLI stops watching, says how many nodes had not finished
 // (before, it counted after marking them and said 0), labels them
