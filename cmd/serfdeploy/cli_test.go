@@ -68,6 +68,10 @@ func TestBadInput(t *testing.T) {
 		{"report without logging service", []string{"report", "some-id"}, 2, "--log-url"},
 		{"report with unreachable logging service", []string{"report", "--log-url", "http://" + dead, "some-id"}, 5, dead},
 		{"report bad id", []string{"report", "--log-url", "http://" + dead, "bad id;x"}, 2, "deploy id"},
+		{"5 kB deploy id, shortened in the message", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "v1", "--id", strings.Repeat("x", 5000) + ";"}, 2, "deploy id"},
+		{"bad --master-tag found before connecting", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "v1", "--master-tag", "role"}, 2, "--master-tag"},
+		{"bad status --id found before connecting", []string{"status", "--rpc-addr", dead, "--id", "bad id"}, 2, "deploy id"},
+		{"json output still ends with the one line on stderr", []string{"deploy", "--format", "json", "--rpc-addr", dead, "--module", "motd", "--ref", "v1"}, 5, "not reachable"},
 		{"logging service down before deploy", []string{"deploy", "--log-url", "http://" + dead, "--rpc-addr", dead, "--module", "motd", "--ref", "v1"}, 5, "nothing was deployed"},
 	}
 	for _, c := range cases {
@@ -77,6 +81,9 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("exit %d, want %d\n%s", r.Code, c.code, r)
 			}
 			oneLine(t, r, c.want)
+			if len(r.Stderr) > 600 {
+				t.Fatalf("a %d-byte error message", len(r.Stderr))
+			}
 		})
 	}
 }

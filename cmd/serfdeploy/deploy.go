@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 func watchFlags() []cli.Flag {
@@ -67,14 +68,16 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	id := c.String("id")
 	opts := orchestrate.Options{ID: id, IDGiven: id != "", Module: c.String("module"), Ref: c.String("ref"),
 		Environment: c.String("environment"), Build: buildFromEnv(e.getenv)}
+	reports, reportErr := checkReports(c)
 	if id == "" {
 		opts.ID = defaultID(e.getenv, time.Now())
+	} else if err := protocol.ValidID(id); err != nil {
+		// Not an id: never echoed whole, and no id line.
+		return e.ended(c, kind, opts, reports, usageError{err})
 	}
 	fmt.Fprintf(e.io.ErrOut, "serfdeploy: %s id %s\n", kind, opts.ID)
-
-	reports, err := checkReports(c)
-	if err != nil {
-		return e.ended(c, kind, opts, reports, err)
+	if reportErr != nil {
+		return e.ended(c, kind, opts, reports, reportErr)
 	}
 	res, err := e.watch(c, kind, &opts)
 	if res == nil {
@@ -101,6 +104,9 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 // its exit code, and that nothing was fired.
 func (e *cliEnv) ended(c *cli.Context, kind string, opts orchestrate.Options, reports []report, err error) error {
 	code, msg := explain(err)
+	if protocol.ValidID(opts.ID) != nil {
+		opts.ID = protocol.Truncate(opts.ID, 64)
+	}
 	res := orchestrate.NewResult(kind, opts)
 	res.Finished = res.Started
 	res.ExitCode, res.Error, res.Outcome = code, msg, msg

@@ -294,6 +294,16 @@ func TestRunAndBusy(t *testing.T) {
 	if first := <-done; first.Code != 0 {
 		t.Fatalf("the slow deploy: %s", first)
 	}
+	// The refused run is not the node's last run: the last one Puppet made
+	// is (before, the newest record won, hiding the real run).
+	st = f.CLI(nil, "status", "--node", "agent-01", "--format", "json")
+	var rep orchestrate.StatusReport
+	if err := json.Unmarshal([]byte(st.Stdout), &rep); err != nil || len(rep.Nodes) != 1 || rep.Nodes[0].Status.Last == nil {
+		t.Fatalf("status after the busy refusal: %v %s", err, st)
+	}
+	if last := rep.Nodes[0].Status.Last; last.ID != "slow-one" || last.Phase != "finished" {
+		t.Fatalf("last run after a busy refusal: %+v", last)
+	}
 }
 
 func waitFor(t *testing.T, limit time.Duration, ok func() bool) {
