@@ -1,0 +1,8 @@
+// Package fleetbench measures a deploy to N real serf agents on loopback
+// whose puppet command is a stand-in (internal/fleet/standin.go), side by
+// side with the article's design: one `serf query puppetrun`, then a shell
+// loop of `serf query puppet-status` until every target reports a final
+// phase. Nothing runs without -bench; see docs/performance.md:
+//
+//	go test ./bench/fleet -run '^$' -bench Fleet -benchtime 1x -timeout 60m -args -n 10,50,100,150
+package fleetbench
