@@ -57,6 +57,26 @@ func TestUntarRefusesEscapes(t *testing.T) {
 	}
 }
 
+// TestUntarSymlinkChainStaysInside: d -> ., then d/e -> .. (which names
+// look inside: d/.. is the release itself), then e/pwned, which through
+// the links is the release's parent. Checks of the names as strings let
+// it through and wrote outside the release; with os.Root nothing is.
+func TestUntarSymlinkChainStaysInside(t *testing.T) {
+	parent := t.TempDir()
+	dest := filepath.Join(parent, "release")
+	err := untar(tarOf(t,
+		tar.Header{Name: "d", Typeflag: tar.TypeSymlink, Linkname: "."},
+		tar.Header{Name: "d/e", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		tar.Header{Name: "e/pwned", Typeflag: tar.TypeReg, Mode: 0o644},
+	), dest)
+	if _, serr := os.Lstat(filepath.Join(parent, "pwned")); serr == nil {
+		t.Fatal("the archive wrote outside the release directory")
+	}
+	if err == nil || !strings.Contains(err.Error(), "e/pwned") {
+		t.Fatalf("want a refusal naming e/pwned, got %v", err)
+	}
+}
+
 func gitRepo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
