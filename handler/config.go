@@ -62,6 +62,9 @@ type MasterConfig struct {
 	GitURL string `yaml:"git_url"`
 	// TriggerTimeout bounds the puppetrun query a master fires.
 	TriggerTimeout time.Duration `yaml:"trigger_timeout"`
+	// GitTimeout bounds each git command of a code sync: a hung git
+	// server fails the sync instead of holding the deploy.
+	GitTimeout time.Duration `yaml:"git_timeout"`
 	// KeepReleases is how many installed versions of a module are kept.
 	KeepReleases int `yaml:"keep_releases"`
 }
@@ -140,6 +143,9 @@ func (c *Config) setDefaults() {
 	if c.Master.TriggerTimeout == 0 {
 		c.Master.TriggerTimeout = 15 * time.Second
 	}
+	if c.Master.GitTimeout == 0 {
+		c.Master.GitTimeout = 2 * time.Minute
+	}
 	if c.Master.KeepReleases == 0 {
 		c.Master.KeepReleases = 5
 	}
@@ -183,6 +189,9 @@ func (c *Config) check() error {
 		if err := protocol.ValidModule(m); err != nil {
 			return fmt.Errorf("master.modules: %w", err)
 		}
+	}
+	if c.Master.GitTimeout < 0 || c.Master.TriggerTimeout < 0 {
+		return fmt.Errorf("master.git_timeout and master.trigger_timeout must be positive")
 	}
 	return nil
 }

@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
+	"github.com/serfdeploy/serfdeploy/protocol"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,24 +50,35 @@ func missingRepo(gitMessage string) bool {
 
 // fetchModule fetches url at ref into a fresh directory under dir and
 // returns the commit it resolved to. The ref has been validated, so it can
-// never be read as an option; git runs without a shell.
-func fetchModule(ctx context.Context, url, ref, dest string) (commit string, err error) {
+// never be read as an option; git runs without a shell, and the whole
+// fetch within timeout.
+func fetchModule(ctx context.Context, url, ref, dest string, timeout time.Duration) (commit string, err error) {
 	repo, err := os.MkdirTemp(filepath.Dir(dest), ".fetch-*")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(repo)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	git := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repo}, args...)...)
 		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
+		// git runs helpers (git-remote-http) that hold its output open:
+		// stop the whole group, and do not wait for the pipes forever.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
 		if err := cmd.Run(); err != nil {
-			msg := strings.TrimSpace(errOut.String())
+			if ctx.Err() == context.DeadlineExceeded {
+				return "", fmt.Errorf("git fetch of %s timed out after %s", url, timeout)
+			}
+			msg := strings.Join(strings.Fields(errOut.String()), " ")
 			if msg == "" {
 				msg = err.Error()
 			}
-			return "", errors.New(msg)
+			return "", errors.New(protocol.Truncate(msg, 500))
 		}
 		return strings.TrimSpace(out.String()), nil
 	}
@@ -75,6 +89,8 @@ func fetchModule(ctx context.Context, url, ref, dest string) (commit string, err
 	// advertised, so fall back to fetching every branch and tag.
 	if _, ferr := git("fetch", "-q", "--depth", "1", "--", url, ref); ferr == nil {
 		commit, err = git("rev-parse", "--verify", "FETCH_HEAD^{commit}")
+	} else if ctx.Err() != nil {
+		return "", ferr // timed out: a second fetch cannot do better
 	} else {
 		if _, err := git("fetch", "-q", "--", url, "+refs/heads/*:refs/remotes/src/*", "+refs/tags/*:refs/tags/*"); err != nil {
 			if missingRepo(err.Error()) {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func tarOf(t *testing.T, entries ...tar.Header) *bytes.Buffer {
@@ -102,7 +104,7 @@ func TestFetchModuleByTagBranchAndCommit(t *testing.T) {
 	commit := strings.TrimSpace(string(out))
 	for _, ref := range []string{"v1", "main", commit, commit[:12]} {
 		dest := filepath.Join(t.TempDir(), "release")
-		got, err := fetchModule(context.Background(), repo, ref, dest)
+		got, err := fetchModule(context.Background(), repo, ref, dest, time.Minute)
 		if err != nil {
 			t.Fatalf("%s: %v", ref, err)
 		}
@@ -116,7 +118,7 @@ func TestFetchModuleByTagBranchAndCommit(t *testing.T) {
 			t.Fatalf("%s: the release holds a .git directory", ref)
 		}
 	}
-	_, err := fetchModule(context.Background(), repo, "no-such-ref", filepath.Join(t.TempDir(), "r"))
+	_, err := fetchModule(context.Background(), repo, "no-such-ref", filepath.Join(t.TempDir(), "r"), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "no-such-ref") {
 		t.Fatalf("bad ref: %v", err)
 	}
@@ -176,5 +178,40 @@ func TestInstallModuleIsAtomic(t *testing.T) {
 	entries, _ := os.ReadDir(modulepath)
 	if len(entries) != 1 {
 		t.Fatalf("modulepath holds %v", entries)
+	}
+}
+
+// TestFetchFromAHungServerTimesOut: a git server that accepts and never
+// answers fails the fetch at master.git_timeout, naming the URL. Before,
+// git had no limit and held the deploy until the CLI's timeout (exit 4
+// instead of a failed code sync).
+func TestFetchFromAHungServerTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	url := "http://" + l.Addr().String() + "/motd.git"
+	done := make(chan error, 1)
+	go func() {
+		_, err := fetchModule(context.Background(), url, "v1", filepath.Join(t.TempDir(), "r"), time.Second)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "timed out after 1s") || !strings.Contains(err.Error(), url) {
+			t.Fatalf("err %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("git fetch from a hung server was not bounded")
 	}
 }

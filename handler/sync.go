@@ -96,7 +96,7 @@ func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
 	}
 	release := filepath.Join(releases, rec.ID)
 	os.RemoveAll(release)
-	commit, err := fetchModule(ctx, url, rec.Ref, release)
+	commit, err := fetchModule(ctx, url, rec.Ref, release, n.cfg.Master.GitTimeout)
 	if err != nil {
 		os.RemoveAll(release)
 		return "", err
