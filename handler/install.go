@@ -257,6 +257,9 @@ func pruneReleases(dir string, keep int, inUse string) {
 			all = append(all, aged{filepath.Join(dir, e.Name()), info.ModTime().UnixNano()})
 		}
 	}
+	if len(all) <= keep {
+		return // entries vanished while being read
+	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mod > all[j].mod })
 	for _, a := range all[keep:] {
 		if a.path != inUse {

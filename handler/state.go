@@ -248,6 +248,9 @@ func (s state) prune(keep int) {
 		}
 		all = append(all, aged{e.Name(), info.ModTime()})
 	}
+	if len(all) <= keep {
+		return // entries vanished while being read (another prune)
+	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
 	active := s.active()
 	for _, a := range all[:len(all)-keep] {
