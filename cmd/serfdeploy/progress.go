@@ -21,7 +21,7 @@ func newProgress(streams *iostreams.IOStreams) *progress {
 }
 
 func (p *progress) observer() orchestrate.Observer {
-	cs := p.io.ColorScheme()
+	cs := p.io.ErrColorScheme() // progress goes to stderr
 	return orchestrate.Observer{
 		OnEvent: func(e orchestrate.Event) { p.io.Progressf("%s", render.Event(cs, e)) },
 		OnProgress: func(pr orchestrate.Progress) {

@@ -24,6 +24,8 @@ const (
 )
 
 // IOStreams are the process's standard streams and what they are attached to.
+// Colour is decided per stream: stdout to a terminal and stderr to a file
+// colours the one and not the other.
 type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
@@ -32,11 +34,19 @@ type IOStreams struct {
 	stdoutTTY bool
 	stderrTTY bool
 	errFile   *os.File // for the spinner, which must know its terminal
-	color     bool
-	noColor   bool // NO_COLOR is set
+	colorMode string   // --color: auto, always or never
+	env       colorEnv
 	now       func() time.Time
 
 	spin *spinner.Spinner
+}
+
+// colorEnv is what the environment says about colour and the terminal.
+type colorEnv struct {
+	noColor       bool // NO_COLOR is set (https://no-color.org)
+	cliColorOff   bool // CLICOLOR=0
+	cliColorForce bool // CLICOLOR_FORCE set and not 0
+	dumb          bool // TERM=dumb: no colour, no cursor movement
 }
 
 // System returns the process's streams.
@@ -44,10 +54,9 @@ func System() *IOStreams {
 	s := &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, errFile: os.Stderr,
 		stdoutTTY: isTerminal(os.Stdout), stderrTTY: isTerminal(os.Stderr),
-		noColor: os.Getenv("NO_COLOR") != "",
-		now:     time.Now,
+		now: time.Now,
 	}
-	s.color = s.stdoutTTY && !s.noColor
+	s.ReadEnv(os.Getenv)
 	return s
 }
 
@@ -56,28 +65,86 @@ func Test(in io.Reader, out, errOut io.Writer) *IOStreams {
 	return &IOStreams{In: in, Out: out, ErrOut: errOut, now: time.Now}
 }
 
+// ReadEnv takes NO_COLOR, CLICOLOR, CLICOLOR_FORCE and TERM from getenv.
+func (s *IOStreams) ReadEnv(getenv func(string) string) {
+	force := getenv("CLICOLOR_FORCE")
+	s.env = colorEnv{
+		noColor:       getenv("NO_COLOR") != "",
+		cliColorOff:   getenv("CLICOLOR") == "0",
+		cliColorForce: force != "" && force != "0",
+		dumb:          getenv("TERM") == "dumb",
+	}
+	s.syncSpinnerColor()
+}
+
+// SetStdoutTTY and SetStderrTTY say whether the streams are terminals, for
+// tests and for callers that know better than isatty.
+func (s *IOStreams) SetStdoutTTY(tty bool) { s.stdoutTTY = tty }
+
+// SetStderrTTY: see SetStdoutTTY.
+func (s *IOStreams) SetStderrTTY(tty bool) {
+	s.stderrTTY = tty
+	s.syncSpinnerColor()
+}
+
+// SetNow sets the clock used for timestamps.
+func (s *IOStreams) SetNow(now func() time.Time) { s.now = now }
+
 func isTerminal(f *os.File) bool {
 	return isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
 }
 
-// SetColorMode applies --color. NO_COLOR (https://no-color.org) turns colour
-// off in auto mode; an explicit --color always wins, as the user asked.
+// SetColorMode applies --color. An explicit always or never wins over the
+// environment, as the user asked.
 func (s *IOStreams) SetColorMode(mode string) error {
 	switch mode {
 	case "", ColorAuto:
-		s.color = s.stdoutTTY && !s.noColor
-	case ColorAlways:
-		s.color = true
-	case ColorNever:
-		s.color = false
+		s.colorMode = ColorAuto
+	case ColorAlways, ColorNever:
+		s.colorMode = mode
 	default:
 		return fmt.Errorf("--color %q is not one of auto, always, never", mode)
 	}
+	s.syncSpinnerColor()
 	return nil
 }
 
-// ColorEnabled reports whether output may carry colour escape codes.
-func (s *IOStreams) ColorEnabled() bool { return s.color }
+// colorFor decides colour for a stream that is (or is not) a terminal. In
+// auto mode: NO_COLOR, CLICOLOR=0 and TERM=dumb turn it off and beat
+// CLICOLOR_FORCE, which turns it on without a terminal (the precedence of
+// GitHub CLI and of no-color.org).
+func (s *IOStreams) colorFor(tty bool) bool {
+	switch s.colorMode {
+	case ColorAlways:
+		return true
+	case ColorNever:
+		return false
+	}
+	if s.env.noColor || s.env.cliColorOff || s.env.dumb {
+		return false
+	}
+	return tty || s.env.cliColorForce
+}
+
+// ColorEnabled reports whether stdout may carry colour escape codes.
+func (s *IOStreams) ColorEnabled() bool { return s.colorFor(s.stdoutTTY) }
+
+// ErrColorEnabled reports whether stderr may carry colour escape codes.
+func (s *IOStreams) ErrColorEnabled() bool { return s.colorFor(s.stderrTTY) }
+
+// spinnerAllowed: a spinner rewrites its line with cursor codes, which only
+// a real, capable terminal on stderr shows as intended.
+func (s *IOStreams) spinnerAllowed() bool {
+	return s.stderrTTY && !s.env.dumb && s.errFile != nil
+}
+
+// syncSpinnerColor makes the spinner's frames plain when stderr has no
+// colour: the spinner colours them through fatih/color's process-wide
+// switch, which looks only at stdout and NO_COLOR. Our own ColorScheme
+// enables colour per object, so the switch affects the spinner alone.
+func (s *IOStreams) syncSpinnerColor() {
+	color.NoColor = !s.ErrColorEnabled()
+}
 
 // IsStderrTTY reports whether progress goes to a person at a terminal
 // (spinner) rather than to a log (timestamped lines).
@@ -90,8 +157,11 @@ func (s *IOStreams) Now() time.Time { return s.now() }
 // otherwise.
 type ColorScheme struct{ enabled bool }
 
-// ColorScheme returns the scheme for the current colour decision.
-func (s *IOStreams) ColorScheme() ColorScheme { return ColorScheme{enabled: s.color} }
+// ColorScheme returns the scheme for stdout.
+func (s *IOStreams) ColorScheme() ColorScheme { return ColorScheme{enabled: s.ColorEnabled()} }
+
+// ErrColorScheme returns the scheme for stderr (progress lines).
+func (s *IOStreams) ErrColorScheme() ColorScheme { return ColorScheme{enabled: s.ErrColorEnabled()} }
 
 func (c ColorScheme) paint(attr []color.Attribute, text string) string {
 	if !c.enabled {
@@ -112,13 +182,13 @@ func (c ColorScheme) Faint(s string) string  { return c.paint([]color.Attribute{
 // StartProgress shows a spinner on stderr when stderr is a terminal; in a
 // log it does nothing, so that CI consoles carry no escape codes.
 func (s *IOStreams) StartProgress(label string) {
-	if !s.stderrTTY || s.errFile == nil {
+	if !s.spinnerAllowed() {
 		return
 	}
 	if s.spin == nil {
 		s.spin = spinner.New(spinner.CharSets[11], 120*time.Millisecond,
 			spinner.WithWriterFile(s.errFile), spinner.WithHiddenCursor(true))
-		if s.color {
+		if s.ErrColorEnabled() {
 			_ = s.spin.Color("cyan")
 		}
 	}
@@ -150,7 +220,7 @@ func (s *IOStreams) StopProgress() {
 // as a timeline.
 func (s *IOStreams) Progressf(format string, args ...any) {
 	line := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
-	if !s.stderrTTY {
+	if !s.spinnerAllowed() {
 		fmt.Fprintf(s.ErrOut, "%s %s\n", s.now().UTC().Format("2006-01-02T15:04:05Z"), line)
 		return
 	}
