@@ -13,7 +13,7 @@ import (
 )
 
 // runReal runs real Puppet the way workRun does and classifies the result.
-func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, []FailedResource) {
+func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, []protocol.FailedResource) {
 	t.Helper()
 	dir := t.TempDir()
 	jsonLog := filepath.Join(dir, "puppet.jsonl")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // logClient returns the logging service's client, or nil when none is
@@ -101,8 +102,8 @@ func (n *Node) flushSpoolLater() {
 	}
 }
 
-func (n *Node) logRecord(rec *Record, event string) logclient.Record {
-	r := logclient.Record{
+func (n *Node) logRecord(rec *Record, event string) protocol.RunRecord {
+	r := protocol.RunRecord{
 		Event: event, DeployID: rec.ID, Node: n.name, Environment: rec.Environment,
 		Module: rec.Module, Ref: rec.Ref, Time: time.Now(),
 	}
@@ -115,9 +116,7 @@ func (n *Node) logRecord(rec *Record, event string) logclient.Record {
 		r.Changed, r.Failed, r.Total = rec.Changed, rec.Failed, rec.Total
 		r.DurationSec = rec.Finished.Sub(rec.Started).Seconds()
 		r.ConfigVersion = rec.ConfigVersion
-		for _, f := range rec.FailedResources {
-			r.FailedResources = append(r.FailedResources, logclient.FailedResource{Resource: f.Resource, Message: f.Message})
-		}
+		r.FailedResources = rec.FailedResources
 		r.Time = rec.Finished
 	} else {
 		r.Phase = rec.Phase

@@ -85,8 +85,8 @@ var resourceInSource = regexp.MustCompile(`([A-Z][A-Za-z0-9_:]*\[.*\])(?:/[a-z_]
 const maxFailedResources = 20
 
 // failedResources lists each resource with an error, from the JSON log.
-func failedResources(entries []logEntry) []FailedResource {
-	var out []FailedResource
+func failedResources(entries []logEntry) []protocol.FailedResource {
+	var out []protocol.FailedResource
 	seen := map[string]bool{}
 	for _, e := range entries {
 		if e.Level != "err" || !strings.HasPrefix(e.Source, "/Stage[") {
@@ -102,7 +102,7 @@ func failedResources(entries []logEntry) []FailedResource {
 			continue
 		}
 		seen[res] = true
-		out = append(out, FailedResource{Resource: res, Message: protocol.Truncate(e.Message, 1000)})
+		out = append(out, protocol.FailedResource{Resource: res, Message: protocol.Truncate(e.Message, 1000)})
 	}
 	return out
 }

@@ -35,22 +35,16 @@ type Record struct {
 	WorkerPID   int   `json:"worker_pid,omitempty"`
 	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
 
-	ExitCode        *int             `json:"exit_code,omitempty"`
-	Changed         int              `json:"changed,omitempty"`
-	Failed          int              `json:"failed,omitempty"`
-	Total           int              `json:"total,omitempty"`
-	ConfigVersion   string           `json:"config_version,omitempty"`
-	FailedResources []FailedResource `json:"failed_resources,omitempty"`
+	ExitCode        *int                      `json:"exit_code,omitempty"`
+	Changed         int                       `json:"changed,omitempty"`
+	Failed          int                       `json:"failed,omitempty"`
+	Total           int                       `json:"total,omitempty"`
+	ConfigVersion   string                    `json:"config_version,omitempty"`
+	FailedResources []protocol.FailedResource `json:"failed_resources,omitempty"`
 
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
-}
-
-// FailedResource is one resource puppet could not apply, with its error.
-type FailedResource struct {
-	Resource string `json:"resource"`
-	Message  string `json:"message"`
 }
 
 // request is what the record was made for.

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 func testClient(t *testing.T, url string, cfg Config) *Client {
@@ -62,9 +64,9 @@ func TestPushShapeAndHeaders(t *testing.T) {
 	c := testClient(t, srv.URL, Config{TenantID: "team-a", Username: "u", Password: "p", Job: "deploys"})
 	at := time.Unix(1700000000, 5)
 	err := c.Push(context.Background(),
-		Record{Event: "started", DeployID: "d1", Node: "n1", Environment: "production", Time: at},
-		Record{Event: "finished", DeployID: "d1", Node: "n1", Environment: "production", ExitCode: exit(2), Time: at.Add(time.Second)},
-		Record{Event: "finished", DeployID: "d1", Node: "n2", Environment: "production", Message: strings.Repeat("x", 10000), Time: at},
+		protocol.RunRecord{Event: "started", DeployID: "d1", Node: "n1", Environment: "production", Time: at},
+		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", Environment: "production", ExitCode: exit(2), Time: at.Add(time.Second)},
+		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n2", Environment: "production", Message: strings.Repeat("x", 10000), Time: at},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -82,13 +84,13 @@ func TestPushShapeAndHeaders(t *testing.T) {
 	if got.Streams[0].Values[0][0] != "1700000000000000005" {
 		t.Fatalf("timestamp %q", got.Streams[0].Values[0][0])
 	}
-	var r Record
+	var r protocol.RunRecord
 	if err := json.Unmarshal([]byte(got.Streams[1].Values[0][1]), &r); err != nil || r.DeployID != "d1" || len(r.Message) > maxMessage {
 		t.Fatalf("line %v %d", err, len(r.Message))
 	}
 
 	bearer := testClient(t, srv.URL, Config{BearerToken: "tok"})
-	if err := bearer.Push(context.Background(), Record{Node: "n"}); err != nil {
+	if err := bearer.Push(context.Background(), protocol.RunRecord{Node: "n"}); err != nil {
 		t.Fatal(err)
 	}
 	if header.Get("Authorization") != "Bearer tok" {
@@ -122,21 +124,21 @@ func TestErrors(t *testing.T) {
 	ctx := context.Background()
 
 	set(401)
-	err := c.Push(ctx, Record{Node: "n"})
+	err := c.Push(ctx, protocol.RunRecord{Node: "n"})
 	if !errors.Is(err, ErrUnauthorized) || calls.Load() != 1 {
 		t.Fatalf("401: %v after %d calls", err, calls.Load())
 	}
 	set(500, 503, 204)
-	if err := c.Push(ctx, Record{Node: "n"}); err != nil || calls.Load() != 3 {
+	if err := c.Push(ctx, protocol.RunRecord{Node: "n"}); err != nil || calls.Load() != 3 {
 		t.Fatalf("500, 503, 204: %v after %d calls", err, calls.Load())
 	}
 	set(400)
-	err = c.Push(ctx, Record{Node: "n"})
+	err = c.Push(ctx, protocol.RunRecord{Node: "n"})
 	if !errors.Is(err, ErrBadResponse) || calls.Load() != 1 || !strings.Contains(err.Error(), "HTTP 400: no") {
 		t.Fatalf("400: %v", err)
 	}
 	set(500)
-	err = c.Push(ctx, Record{Node: "n"})
+	err = c.Push(ctx, protocol.RunRecord{Node: "n"})
 	if !errors.Is(err, ErrBadResponse) || calls.Load() != 4 {
 		t.Fatalf("500 forever: %v after %d calls, want 1+3 retries", err, calls.Load())
 	}
@@ -151,7 +153,7 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-func line(r Record) string {
+func line(r protocol.RunRecord) string {
 	b, _ := json.Marshal(r)
 	return string(b)
 }
@@ -161,11 +163,11 @@ func TestRecordsPagingAndLatest(t *testing.T) {
 	var all [][2]string
 	for i := 0; i < pageSize+10; i++ {
 		all = append(all, [2]string{fmt.Sprint(base.Add(time.Duration(i) * time.Millisecond).UnixNano()),
-			line(Record{Event: "started", DeployID: "d1", Node: fmt.Sprintf("n%d", i%3), Time: base.Add(time.Duration(i) * time.Millisecond)})})
+			line(protocol.RunRecord{Event: "started", DeployID: "d1", Node: fmt.Sprintf("n%d", i%3), Time: base.Add(time.Duration(i) * time.Millisecond)})})
 	}
 	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano()), "not json"})
-	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 1), line(Record{Event: "finished", DeployID: "d1", Node: "n1", ExitCode: exit(0), Time: base.Add(time.Hour)})})
-	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 2), line(Record{Event: "started", DeployID: "d1", Node: "n1", Time: base.Add(2 * time.Hour)})})
+	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 1), line(protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", ExitCode: exit(0), Time: base.Add(time.Hour)})})
+	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 2), line(protocol.RunRecord{Event: "started", DeployID: "d1", Node: "n1", Time: base.Add(2 * time.Hour)})})
 	pages := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		pages++
@@ -206,7 +208,7 @@ func mustJSON(v any) string {
 }
 
 func TestSpool(t *testing.T) {
-	var pushed []Record
+	var pushed []protocol.RunRecord
 	var mu sync.Mutex
 	fail := true
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -222,7 +224,7 @@ func TestSpool(t *testing.T) {
 		json.NewDecoder(r.Body).Decode(&body)
 		for _, s := range body.Streams {
 			for _, v := range s.Values {
-				var rec Record
+				var rec protocol.RunRecord
 				json.Unmarshal([]byte(v[1]), &rec)
 				pushed = append(pushed, rec)
 			}
@@ -237,7 +239,7 @@ func TestSpool(t *testing.T) {
 		t.Fatalf("missing dir: %d %v", n, err)
 	}
 	for i := 0; i < 3; i++ {
-		if err := s.Add(Record{DeployID: "d", Node: fmt.Sprint("n", i)}); err != nil {
+		if err := s.Add(protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // eventually retries read until it succeeds or 30s pass: Loki makes a
@@ -34,15 +35,15 @@ func TestRealLoki(t *testing.T) {
 	c := testClient(t, loki.URL, Config{})
 	ctx := context.Background()
 	now := time.Now()
-	var recs []Record
+	var recs []protocol.RunRecord
 	for i := 1; i <= 3; i++ {
 		node := fmt.Sprintf("agent-%02d", i)
 		recs = append(recs,
-			Record{Event: "started", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "running", Time: now},
-			Record{Event: "finished", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "failed", ExitCode: exit(6), Failed: 1,
-				FailedResources: []FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1"}}, Time: now.Add(time.Second)})
+			protocol.RunRecord{Event: "started", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "running", Time: now},
+			protocol.RunRecord{Event: "finished", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "failed", ExitCode: exit(6), Failed: 1,
+				FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1"}}, Time: now.Add(time.Second)})
 	}
-	recs = append(recs, Record{Event: "finished", DeployID: "deploy-2", Node: "agent-01", Environment: "production", Time: now})
+	recs = append(recs, protocol.RunRecord{Event: "finished", DeployID: "deploy-2", Node: "agent-01", Environment: "production", Time: now})
 	if err := c.Push(ctx, recs...); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestRealLoki(t *testing.T) {
 	spool := Spool{Dir: t.TempDir()}
 	loki.Stop()
 	for i := 1; i <= 3; i++ {
-		spool.Add(Record{Event: "finished", DeployID: "deploy-3", Node: fmt.Sprintf("agent-%02d", i), Environment: "production", Time: time.Now()})
+		spool.Add(protocol.RunRecord{Event: "finished", DeployID: "deploy-3", Node: fmt.Sprintf("agent-%02d", i), Environment: "production", Time: time.Now()})
 	}
 	down := testClient(t, loki.URL, Config{Retries: 1})
 	if _, err := spool.Flush(ctx, down); !errors.Is(err, ErrUnreachable) {

@@ -9,37 +9,9 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
-
-// FailedResource is a resource Puppet could not apply, with its error.
-type FailedResource struct {
-	Resource string `json:"resource"`
-	Message  string `json:"message"`
-}
-
-// Record is one line in the logging service: a run started or finished.
-type Record struct {
-	Event           string           `json:"event"` // "started" or "finished"
-	DeployID        string           `json:"deploy_id"`
-	Node            string           `json:"node"`
-	Environment     string           `json:"environment"`
-	Module          string           `json:"module,omitempty"`
-	Ref             string           `json:"ref,omitempty"`
-	Phase           string           `json:"phase"`
-	Reason          string           `json:"reason,omitempty"`
-	Message         string           `json:"message,omitempty"`
-	ExitCode        *int             `json:"exit_code,omitempty"`
-	Changed         int              `json:"changed"`
-	Failed          int              `json:"failed"`
-	Total           int              `json:"total"`
-	DurationSec     float64          `json:"duration_sec"`
-	ConfigVersion   string           `json:"config_version,omitempty"`
-	FailedResources []FailedResource `json:"failed_resources,omitempty"`
-	BuildTag        string           `json:"build_tag,omitempty"`
-	BuildURL        string           `json:"build_url,omitempty"`
-	JobName         string           `json:"job_name,omitempty"`
-	Time            time.Time        `json:"time"`
-}
 
 // Records are one push's worth; they stay small so that a failed run's
 // report is never refused for size.
@@ -48,7 +20,7 @@ const (
 	maxResources = 20
 )
 
-func (r Record) bounded() Record {
+func bounded(r protocol.RunRecord) protocol.RunRecord {
 	if len(r.Message) > maxMessage {
 		r.Message = r.Message[:maxMessage]
 	}
@@ -70,14 +42,14 @@ type pushStream struct {
 
 // Push sends records in one request. Labels stay low-cardinality (job,
 // environment, node); the deploy id and results live in the JSON line.
-func (c *Client) Push(ctx context.Context, recs ...Record) error {
+func (c *Client) Push(ctx context.Context, recs ...protocol.RunRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	streams := map[string]*pushStream{}
 	var order []string
 	for _, r := range recs {
-		r = r.bounded()
+		r = bounded(r)
 		if r.Time.IsZero() {
 			r.Time = time.Now()
 		}
@@ -123,9 +95,9 @@ type queryResponse struct {
 
 // Records returns every record of a deploy between since and until, oldest
 // first. Lines that are not records are skipped.
-func (c *Client) Records(ctx context.Context, deployID string, since, until time.Time) ([]Record, error) {
+func (c *Client) Records(ctx context.Context, deployID string, since, until time.Time) ([]protocol.RunRecord, error) {
 	q := fmt.Sprintf(`{job=%s} | json | deploy_id=%s`, strconv.Quote(c.cfg.Job), strconv.Quote(deployID))
-	var out []Record
+	var out []protocol.RunRecord
 	start := since
 	for {
 		params := url.Values{
@@ -147,7 +119,7 @@ func (c *Client) Records(ctx context.Context, deployID string, since, until time
 				if ts, err := strconv.ParseInt(v[0], 10, 64); err == nil && ts > last {
 					last = ts
 				}
-				var r Record
+				var r protocol.RunRecord
 				if err := json.Unmarshal([]byte(v[1]), &r); err != nil || r.DeployID != deployID {
 					continue
 				}
@@ -167,7 +139,7 @@ func (c *Client) Records(ctx context.Context, deployID string, since, until time
 
 // Latest returns each node's final word on a deploy: its latest finished
 // record if it has one, else its latest started record.
-func (c *Client) Latest(ctx context.Context, deployID string, since, until time.Time) (map[string]Record, error) {
+func (c *Client) Latest(ctx context.Context, deployID string, since, until time.Time) (map[string]protocol.RunRecord, error) {
 	recs, err := c.Records(ctx, deployID, since, until)
 	if err != nil {
 		return nil, err
@@ -175,8 +147,8 @@ func (c *Client) Latest(ctx context.Context, deployID string, since, until time.
 	return latest(recs), nil
 }
 
-func latest(recs []Record) map[string]Record {
-	out := map[string]Record{}
+func latest(recs []protocol.RunRecord) map[string]protocol.RunRecord {
+	out := map[string]protocol.RunRecord{}
 	for _, r := range recs {
 		old, ok := out[r.Node]
 		switch {

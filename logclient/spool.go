@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Spool is an on-disk queue of records not yet sent: a record is written
@@ -38,7 +40,7 @@ const (
 
 // Add queues one record. The file name starts with the time, so that
 // records are sent in the order they were written.
-func (s Spool) Add(rec Record) error {
+func (s Spool) Add(rec protocol.RunRecord) error {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -130,7 +132,7 @@ func (s Spool) Flush(ctx context.Context, c *Client) (int, error) {
 // spooled is a queued record and its file name.
 type spooled struct {
 	name string
-	rec  Record
+	rec  protocol.RunRecord
 }
 
 // nextBatch reads the oldest of names into a batch of at most batchRecords
@@ -145,7 +147,7 @@ func (s Spool) nextBatch(names []string) ([]spooled, []string) {
 			names = names[1:]
 			continue
 		}
-		var r Record
+		var r protocol.RunRecord
 		if err == nil {
 			err = json.Unmarshal(b, &r)
 		}
@@ -169,7 +171,7 @@ func (s Spool) send(ctx context.Context, c *Client, batch []spooled) (int, error
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	recs := make([]Record, len(batch))
+	recs := make([]protocol.RunRecord, len(batch))
 	for i, b := range batch {
 		recs[i] = b.rec
 	}

@@ -16,20 +16,21 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // fakeLoki is a push endpoint that answers each push with status(records)
 // and notes every push.
 type fakeLoki struct {
-	status func([]Record) int
+	status func([]protocol.RunRecord) int
 
 	mu     sync.Mutex
-	pushes [][]Record // every push, taken or not
-	lines  []int      // bytes of log lines in each push
-	took   []Record   // records of the pushes answered 2xx
+	pushes [][]protocol.RunRecord // every push, taken or not
+	lines  []int                  // bytes of log lines in each push
+	took   []protocol.RunRecord   // records of the pushes answered 2xx
 }
 
-func newFakeLoki(t *testing.T, status func([]Record) int) (*fakeLoki, *Client) {
+func newFakeLoki(t *testing.T, status func([]protocol.RunRecord) int) (*fakeLoki, *Client) {
 	t.Helper()
 	f := &fakeLoki{status: status}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,11 +40,11 @@ func newFakeLoki(t *testing.T, status func([]Record) int) (*fakeLoki, *Client) {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 			t.Errorf("push body: %v", err)
 		}
-		var recs []Record
+		var recs []protocol.RunRecord
 		size := 0
 		for _, s := range body.Streams {
 			for _, v := range s.Values {
-				var rec Record
+				var rec protocol.RunRecord
 				if err := json.Unmarshal([]byte(v[1]), &rec); err != nil {
 					t.Errorf("line %q: %v", v[1], err)
 				}
@@ -94,7 +95,7 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-func addRecords(t *testing.T, s Spool, n int, rec func(i int) Record) {
+func addRecords(t *testing.T, s Spool, n int, rec func(i int) protocol.RunRecord) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		if err := s.Add(rec(i)); err != nil {
@@ -108,7 +109,7 @@ func addRecords(t *testing.T, s Spool, n int, rec func(i int) Record) {
 func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 	now := time.Now()
 	tooOld := now.Add(-2 * time.Hour)
-	loki, c := newFakeLoki(t, func(recs []Record) int {
+	loki, c := newFakeLoki(t, func(recs []protocol.RunRecord) int {
 		for _, r := range recs {
 			if r.Time.Before(now.Add(-time.Hour)) {
 				return http.StatusBadRequest
@@ -118,8 +119,8 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 	})
 	s := Spool{Dir: t.TempDir()}
 	old := map[int]bool{2: true, 5: true, 9: true}
-	addRecords(t, s, 10, func(i int) Record {
-		r := Record{Event: "finished", DeployID: "d", Node: fmt.Sprint("n", i), Time: now}
+	addRecords(t, s, 10, func(i int) protocol.RunRecord {
+		r := protocol.RunRecord{Event: "finished", DeployID: "d", Node: fmt.Sprint("n", i), Time: now}
 		if old[i] {
 			r.Time = tooOld
 		}
@@ -146,7 +147,7 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 	names, _ := files(filepath.Join(s.Dir, rejectedDir))
 	for i, name := range names {
 		b, _ := os.ReadFile(filepath.Join(s.Dir, rejectedDir, name))
-		var r Record
+		var r protocol.RunRecord
 		if err := json.Unmarshal(b, &r); err != nil || !r.Time.Equal(tooOld) || r.Node != []string{"n2", "n5", "n9"}[i] {
 			t.Fatalf("rejected/%s: %s (%v)", name, b, err)
 		}
@@ -164,9 +165,9 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
-			loki, c := newFakeLoki(t, func([]Record) int { return code })
+			loki, c := newFakeLoki(t, func([]protocol.RunRecord) int { return code })
 			s := Spool{Dir: t.TempDir()}
-			addRecords(t, s, 250, func(i int) Record { return Record{DeployID: "d", Node: fmt.Sprint("n", i)} })
+			addRecords(t, s, 250, func(i int) protocol.RunRecord { return protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i)} })
 			before := snapshot(t, s.Dir)
 
 			n, err := s.Flush(context.Background(), c)
@@ -193,7 +194,7 @@ func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 	// The batches taken before the failure stay taken.
 	var pushes int
 	var mu sync.Mutex
-	_, c := newFakeLoki(t, func([]Record) int {
+	_, c := newFakeLoki(t, func([]protocol.RunRecord) int {
 		mu.Lock()
 		defer mu.Unlock()
 		pushes++
@@ -203,14 +204,16 @@ func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 		return http.StatusNoContent
 	})
 	s := Spool{Dir: t.TempDir()}
-	addRecords(t, s, 250, func(i int) Record { return Record{DeployID: "d", Node: fmt.Sprintf("n%03d", i)} })
+	addRecords(t, s, 250, func(i int) protocol.RunRecord {
+		return protocol.RunRecord{DeployID: "d", Node: fmt.Sprintf("n%03d", i)}
+	})
 	n, err := s.Flush(context.Background(), c)
 	if n != 200 || !errors.Is(err, ErrBadResponse) {
 		t.Fatalf("503 after two batches: sent %d, %v; want 200 and the error", n, err)
 	}
 	names, _ := files(s.Dir)
 	b, _ := os.ReadFile(filepath.Join(s.Dir, names[0]))
-	var first Record
+	var first protocol.RunRecord
 	json.Unmarshal(b, &first)
 	if len(names) != 50 || first.Node != "n200" {
 		t.Fatalf("%d left, oldest %s; want 50 from n200", len(names), first.Node)
@@ -230,9 +233,11 @@ func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 // A long backlog goes in pushes of at most batchRecords records and
 // batchBytes bytes, oldest first, each record once.
 func TestSpoolBoundedBatches(t *testing.T) {
-	loki, c := newFakeLoki(t, func([]Record) int { return http.StatusNoContent })
+	loki, c := newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
 	s := Spool{Dir: t.TempDir()}
-	addRecords(t, s, 1000, func(i int) Record { return Record{DeployID: "d", Node: fmt.Sprintf("n%04d", i)} })
+	addRecords(t, s, 1000, func(i int) protocol.RunRecord {
+		return protocol.RunRecord{DeployID: "d", Node: fmt.Sprintf("n%04d", i)}
+	})
 	n, err := s.Flush(context.Background(), c)
 	if n != 1000 || err != nil {
 		t.Fatalf("flush: sent %d, %v", n, err)
@@ -257,12 +262,12 @@ func TestSpoolBoundedBatches(t *testing.T) {
 
 	// Large records: the byte bound cuts the batches; a record larger than
 	// the bound goes alone.
-	loki, c = newFakeLoki(t, func([]Record) int { return http.StatusNoContent })
+	loki, c = newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
 	s = Spool{Dir: t.TempDir()}
-	addRecords(t, s, 100, func(i int) Record {
-		r := Record{DeployID: "d", Node: fmt.Sprint("n", i), Message: strings.Repeat("m", maxMessage)}
+	addRecords(t, s, 100, func(i int) protocol.RunRecord {
+		r := protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i), Message: strings.Repeat("m", maxMessage)}
 		for j := 0; j < maxResources; j++ {
-			r.FailedResources = append(r.FailedResources, FailedResource{Resource: fmt.Sprintf("Exec[%d]", j), Message: strings.Repeat("e", maxMessage/4)})
+			r.FailedResources = append(r.FailedResources, protocol.FailedResource{Resource: fmt.Sprintf("Exec[%d]", j), Message: strings.Repeat("e", maxMessage/4)})
 		}
 		if i == 50 {
 			r.Reason = strings.Repeat("r", 2*batchBytes)
@@ -288,14 +293,14 @@ func TestSpoolBoundedBatches(t *testing.T) {
 
 // rejected/ keeps only the newest maxRejected records.
 func TestSpoolRejectedIsBounded(t *testing.T) {
-	_, c := newFakeLoki(t, func([]Record) int { return http.StatusBadRequest })
+	_, c := newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusBadRequest })
 	s := Spool{Dir: t.TempDir()}
 	dir := filepath.Join(s.Dir, rejectedDir)
 	os.MkdirAll(dir, 0o755)
 	for i := 0; i < maxRejected; i++ {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("%020d-old%s", i, spoolSuffix)), []byte("{}"), 0o644)
 	}
-	addRecords(t, s, 3, func(i int) Record { return Record{DeployID: "d", Node: fmt.Sprint("n", i)} })
+	addRecords(t, s, 3, func(i int) protocol.RunRecord { return protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i)} })
 	if n, err := s.Flush(context.Background(), c); n != 0 || err != nil {
 		t.Fatalf("flush: sent %d, %v", n, err)
 	}
@@ -324,8 +329,8 @@ func TestSpoolRealLokiSetsAsideOldRecord(t *testing.T) {
 	c := testClient(t, loki.URL, Config{})
 	ctx := context.Background()
 	now := time.Now()
-	rec := func(id string, at time.Time) Record {
-		return Record{Event: "finished", DeployID: id, Node: "agent-01", Environment: "production", Phase: "succeeded", Time: at}
+	rec := func(id string, at time.Time) protocol.RunRecord {
+		return protocol.RunRecord{Event: "finished", DeployID: id, Node: "agent-01", Environment: "production", Phase: "succeeded", Time: at}
 	}
 	if err := c.Push(ctx, rec("deploy-now", now)); err != nil {
 		t.Fatal(err)
@@ -333,7 +338,7 @@ func TestSpoolRealLokiSetsAsideOldRecord(t *testing.T) {
 	s := Spool{Dir: t.TempDir()}
 	big := rec("deploy-big", now.Add(2*time.Second))
 	big.Reason = strings.Repeat("x", 300<<10) // over Loki's 256 KiB line limit
-	for _, r := range []Record{rec("deploy-old", now.Add(-3*time.Hour)), rec("deploy-fresh", now.Add(time.Second)), big} {
+	for _, r := range []protocol.RunRecord{rec("deploy-old", now.Add(-3*time.Hour)), rec("deploy-fresh", now.Add(time.Second)), big} {
 		if err := s.Add(r); err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +356,7 @@ func TestSpoolRealLokiSetsAsideOldRecord(t *testing.T) {
 	names, _ := files(filepath.Join(s.Dir, rejectedDir))
 	var ids []string
 	for _, name := range names {
-		var r Record
+		var r protocol.RunRecord
 		b, _ := os.ReadFile(filepath.Join(s.Dir, rejectedDir, name))
 		json.Unmarshal(b, &r)
 		ids = append(ids, r.DeployID)

@@ -334,10 +334,10 @@ func TestInterruptExits4WithPartialResult(t *testing.T) {
 
 func TestFinalStatusComesFromTheLog(t *testing.T) {
 	f := cluster(finishedOK)
-	log := &fakeLog{records: map[string]logclient.Record{
+	log := &fakeLog{records: map[string]protocol.RunRecord{
 		"qa1": {Event: "finished", DeployID: "d15", Node: "qa1", Phase: protocol.PhaseFinished, ExitCode: intp(2), Changed: 3, Total: 9},
 		"qa2": {Event: "finished", DeployID: "d15", Node: "qa2", Phase: protocol.PhaseFailed, Reason: protocol.ReasonResourcesFailed, ExitCode: intp(6), Failed: 1,
-			FailedResources: []logclient.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
+			FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
 	}}
 	opts := qaOptions("d15")
 	opts.Log = log
@@ -357,7 +357,7 @@ func TestFinalStatusComesFromTheLog(t *testing.T) {
 func TestMissingLogRecordIsReported(t *testing.T) {
 	f := cluster(finishedOK)
 	opts := qaOptions("d16")
-	opts.Log = &fakeLog{records: map[string]logclient.Record{
+	opts.Log = &fakeLog{records: map[string]protocol.RunRecord{
 		"qa1": {Event: "finished", DeployID: "d16", Node: "qa1", Phase: protocol.PhaseFinished, ExitCode: intp(0)},
 		"qa2": {Event: "started", DeployID: "d16", Node: "qa2", Phase: protocol.PhaseRunning},
 	}}
@@ -477,7 +477,7 @@ func TestStatusNoAnswer(t *testing.T) {
 }
 
 func TestReportFromLog(t *testing.T) {
-	log := &fakeLog{records: map[string]logclient.Record{
+	log := &fakeLog{records: map[string]protocol.RunRecord{
 		"qa1": {Event: "finished", DeployID: "d19", Node: "qa1", Module: "motd", Ref: "v2", Phase: protocol.PhaseFinished, ExitCode: intp(2), Time: time.Now()},
 		"qa2": {Event: "finished", DeployID: "d19", Node: "qa2", Module: "motd", Ref: "v2", Phase: protocol.PhaseFailed, ExitCode: intp(4), Failed: 2, Time: time.Now()},
 	}}

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
@@ -131,17 +130,17 @@ func intp(i int) *int { return &i }
 
 // fakeLog is the logging service in memory.
 type fakeLog struct {
-	records map[string]logclient.Record
+	records map[string]protocol.RunRecord
 	err     error
 	calls   int
 }
 
-func (l *fakeLog) Latest(_ context.Context, id string, since, until time.Time) (map[string]logclient.Record, error) {
+func (l *fakeLog) Latest(_ context.Context, id string, since, until time.Time) (map[string]protocol.RunRecord, error) {
 	l.calls++
 	if l.err != nil {
 		return nil, l.err
 	}
-	out := map[string]logclient.Record{}
+	out := map[string]protocol.RunRecord{}
 	for n, r := range l.records {
 		if r.DeployID == id {
 			out[n] = r

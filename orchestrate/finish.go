@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
@@ -67,7 +66,7 @@ func (w *watch) readLog(ctx context.Context) error {
 		return nil
 	}
 	deadline := time.Now().Add(w.opts.LogWait)
-	var records map[string]logclient.Record
+	var records map[string]protocol.RunRecord
 	for {
 		var err error
 		records, err = w.opts.Log.Latest(ctx, res.ID, res.Started.Add(-5*time.Minute), time.Now().Add(time.Minute))
@@ -105,11 +104,11 @@ func (w *watch) readLog(ctx context.Context) error {
 }
 
 // recordRequest is what a log record's run was for.
-func recordRequest(rec logclient.Record) protocol.Request {
+func recordRequest(rec protocol.RunRecord) protocol.Request {
 	return protocol.Request{Module: rec.Module, Ref: rec.Ref, Environment: rec.Environment}
 }
 
-func haveAll(nodes []NodeResult, want map[int]bool, records map[string]logclient.Record) bool {
+func haveAll(nodes []NodeResult, want map[int]bool, records map[string]protocol.RunRecord) bool {
 	for i := range want {
 		if rec, ok := records[nodes[i].Node]; !ok || rec.Event != "finished" {
 			return false
@@ -119,7 +118,7 @@ func haveAll(nodes []NodeResult, want map[int]bool, records map[string]logclient
 }
 
 // applyRecord takes the logging service's record as the final word.
-func applyRecord(n *NodeResult, rec logclient.Record) {
+func applyRecord(n *NodeResult, rec protocol.RunRecord) {
 	if s := stateOf(rec.Phase); Final(s) {
 		n.State = s
 	}
@@ -128,10 +127,7 @@ func applyRecord(n *NodeResult, rec logclient.Record) {
 	n.Changed, n.Failed, n.Total = rec.Changed, rec.Failed, rec.Total
 	n.DurationSec = rec.DurationSec
 	n.ConfigVersion = rec.ConfigVersion
-	n.FailedResources = nil
-	for _, f := range rec.FailedResources {
-		n.FailedResources = append(n.FailedResources, FailedResource{Resource: f.Resource, Message: f.Message})
-	}
+	n.FailedResources = rec.FailedResources
 	n.Source = "log"
 }
 

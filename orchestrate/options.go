@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/logclient"
-
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
@@ -94,7 +92,7 @@ func (o *Options) validate(deploy bool) error {
 
 // LogChecker is what CheckLog needs of the logging service.
 type LogChecker interface {
-	Records(ctx context.Context, deployID string, since, until time.Time) ([]logclient.Record, error)
+	Records(ctx context.Context, deployID string, since, until time.Time) ([]protocol.RunRecord, error)
 }
 
 // CheckLog reads the logging service once before anything is sent, which

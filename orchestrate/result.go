@@ -40,17 +40,17 @@ func Final(state string) bool {
 
 // NodeResult is one target's outcome.
 type NodeResult struct {
-	Node            string           `json:"node"`
-	State           string           `json:"state"`
-	Reason          string           `json:"reason,omitempty"`
-	Message         string           `json:"message,omitempty"`
-	ExitCode        *int             `json:"exit_code,omitempty"`
-	Changed         int              `json:"changed"`
-	Failed          int              `json:"failed"`
-	Total           int              `json:"total"`
-	DurationSec     float64          `json:"duration_sec"`
-	ConfigVersion   string           `json:"config_version,omitempty"`
-	FailedResources []FailedResource `json:"failed_resources,omitempty"`
+	Node            string                    `json:"node"`
+	State           string                    `json:"state"`
+	Reason          string                    `json:"reason,omitempty"`
+	Message         string                    `json:"message,omitempty"`
+	ExitCode        *int                      `json:"exit_code,omitempty"`
+	Changed         int                       `json:"changed"`
+	Failed          int                       `json:"failed"`
+	Total           int                       `json:"total"`
+	DurationSec     float64                   `json:"duration_sec"`
+	ConfigVersion   string                    `json:"config_version,omitempty"`
+	FailedResources []protocol.FailedResource `json:"failed_resources,omitempty"`
 	// Source says where the final status came from: "log" (the logging
 	// service) or "status" (the node's puppet-status answer).
 	Source string `json:"source,omitempty"`
@@ -60,12 +60,6 @@ type NodeResult struct {
 	// JoinedLate is set for a node the CLI did not list as a target but that
 	// answered for this deploy (the master's trigger reached it).
 	JoinedLate bool `json:"joined_late,omitempty"`
-}
-
-// FailedResource is a resource puppet could not apply, with its error.
-type FailedResource struct {
-	Resource string `json:"resource"`
-	Message  string `json:"message"`
 }
 
 // MasterResult is a master's code sync.

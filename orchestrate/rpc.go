@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/logclient"
+	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
@@ -19,7 +19,7 @@ type RPC interface {
 // LogReader reads final run records from the logging service;
 // *logclient.Client implements it.
 type LogReader interface {
-	Latest(ctx context.Context, deployID string, since, until time.Time) (map[string]logclient.Record, error)
+	Latest(ctx context.Context, deployID string, since, until time.Time) (map[string]protocol.RunRecord, error)
 }
 
 // Event is a node's state change, for the progress output.

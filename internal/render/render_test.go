@@ -31,7 +31,7 @@ func sample() *orchestrate.Result {
 		Nodes: []orchestrate.NodeResult{
 			{Node: "agent-01", State: "finished", ExitCode: intp(2), Changed: 1, Total: 8, DurationSec: 2.5},
 			{Node: "agent-02", State: "failed", Reason: "resources_failed", ExitCode: intp(6), Changed: 1, Failed: 1, Total: 9, DurationSec: 3.1,
-				FailedResources: []orchestrate.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
+				FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
 			{Node: "agent-03", State: "lost", Message: "serf reports the node failed before its run finished"},
 			{Node: "agent-04", State: "timeout", Message: "still unfinished at the 30m timeout (last seen running)"},
 		},
@@ -178,8 +178,8 @@ func hostileResult() *orchestrate.Result {
 	res.Nodes[1].Message = hostileMessage()
 	res.Nodes[1].Reason = "resources_failed\x1b[0m"
 	res.Nodes[1].FailedResources = append(res.Nodes[1].FailedResources,
-		orchestrate.FailedResource{Resource: "Exec[\x1b[31mcolour\x1b[0m]\x00", Message: hostileMessage()},
-		orchestrate.FailedResource{Resource: "File[/big]", Message: bigMessage()})
+		protocol.FailedResource{Resource: "Exec[\x1b[31mcolour\x1b[0m]\x00", Message: hostileMessage()},
+		protocol.FailedResource{Resource: "File[/big]", Message: bigMessage()})
 	res.Nodes[2].Message = controls + badUTF8
 	res.Nodes[3].Message = cdataEnd + puppetColour
 	return res
@@ -472,7 +472,7 @@ func TestJSONHostileText(t *testing.T) {
 func TestJSONCleansEveryField(t *testing.T) {
 	const dirty = "\x1b[31mok\x00\xff"
 	res := &orchestrate.Result{Build: &protocol.Build{}, Masters: make([]orchestrate.MasterResult, 1),
-		Nodes: []orchestrate.NodeResult{{FailedResources: make([]orchestrate.FailedResource, 1)}}}
+		Nodes: []orchestrate.NodeResult{{FailedResources: make([]protocol.FailedResource, 1)}}}
 	walkStrings(reflect.ValueOf(res), func(v reflect.Value) { v.SetString(dirty) })
 	var buf bytes.Buffer
 	if err := JSON(&buf, res); err != nil {

@@ -70,9 +70,9 @@ func cleanResult(res *orchestrate.Result) *orchestrate.Result {
 				n.ExitCode = &code
 			}
 			if n.FailedResources != nil {
-				frs := make([]orchestrate.FailedResource, len(n.FailedResources))
+				frs := make([]protocol.FailedResource, len(n.FailedResources))
 				for j, f := range n.FailedResources {
-					frs[j] = orchestrate.FailedResource{Resource: protocol.CleanText(f.Resource), Message: protocol.CleanText(f.Message)}
+					frs[j] = protocol.FailedResource{Resource: protocol.CleanText(f.Resource), Message: protocol.CleanText(f.Message)}
 				}
 				n.FailedResources = frs
 			}
