@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Errors a caller can tell apart with errors.Is; the wrapped text says
@@ -96,10 +97,7 @@ type statusError struct {
 
 func (e *statusError) Error() string {
 	line, _, _ := strings.Cut(strings.TrimSpace(e.body), "\n")
-	if len(line) > 200 {
-		line = line[:200]
-	}
-	return fmt.Sprintf("HTTP %d: %s", e.code, line)
+	return fmt.Sprintf("HTTP %d: %s", e.code, protocol.OneLine(line, 200))
 }
 
 // refused reports whether the service turned the pushed records down for

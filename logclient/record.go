@@ -22,14 +22,16 @@ const (
 
 func bounded(r protocol.RunRecord) protocol.RunRecord {
 	if len(r.Message) > maxMessage {
-		r.Message = r.Message[:maxMessage]
+		r.Message = protocol.Truncate(r.Message, maxMessage)
 	}
+	// A copy: the caller's record keeps its own resources.
+	r.FailedResources = append([]protocol.FailedResource(nil), r.FailedResources...)
 	if len(r.FailedResources) > maxResources {
 		r.FailedResources = r.FailedResources[:maxResources]
 	}
 	for i := range r.FailedResources {
 		if len(r.FailedResources[i].Message) > maxMessage/4 {
-			r.FailedResources[i].Message = r.FailedResources[i].Message[:maxMessage/4]
+			r.FailedResources[i].Message = protocol.Truncate(r.FailedResources[i].Message, maxMessage/4)
 		}
 	}
 	return r
