@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
@@ -110,5 +115,66 @@ func TestLokiRefusesCredentials(t *testing.T) {
 	r = fleet.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + srv.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=right"}, "report", "x1")
 	if r.Code != 3 {
 		t.Fatalf("right credentials, unknown id: %s", r)
+	}
+}
+
+// TestNoSecretInAnyOutput: the serf RPC key and the logging service's
+// credentials, set on the nodes and the CLI, appear in no output, report,
+// log record, node state or log file; only in the config files that hold
+// them.
+func TestNoSecretInAnyOutput(t *testing.T) {
+	loki := lokitest.Start(t)
+	const rpcKey, nodePassword, cliPassword = "rpc-s3cr3t-1f9a", "node-s3cr3t-7c2b", "cli-s3cr3t-4d8e"
+	f := qaFleet(t, fleet.Options{LogURL: loki.URL, RPCAuth: rpcKey,
+		ExtraConfig: "  username: serfdeploy\n  password: " + nodePassword + "\n"})
+	f.Repo.CommitModule("v2-broken", f.Files, failOn("agent-02"))
+	dir := t.TempDir()
+	env := []string{"SERFDEPLOY_LOG_URL=" + loki.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=" + cliPassword}
+	var outputs []string
+	for _, args := range [][]string{
+		deployArgs("--ref", "v2-broken", "--tag", "segment=qa", "--id", "secret-1",
+			"--junit", filepath.Join(dir, "j.xml"), "--result-file", filepath.Join(dir, "r.json"), "--summary-file", filepath.Join(dir, "s.md")),
+		{"status", "--id", "secret-1", "--format", "json"},
+		{"members", "--format", "json"},
+	} {
+		r := f.CLI(env, args...)
+		outputs = append(outputs, r.Stdout, r.Stderr)
+	}
+	r := fleet.Run(t, bin, append(env, "SERF_RPC_ADDR="+f.Cluster.Node("master-01").RPCAddr, "SERF_RPC_AUTH=wrong-"+rpcKey), "members")
+	outputs = append(outputs, r.Stdout, r.Stderr)
+	logs, err := logclient.New(logclient.Config{URL: loki.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := logs.Records(context.Background(), "secret-1", time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil || len(records) == 0 {
+		t.Fatalf("records %v %v", records, err)
+	}
+	b, _ := json.Marshal(records)
+	outputs = append(outputs, string(b))
+	for _, secret := range []string{rpcKey, nodePassword, cliPassword} {
+		for i, out := range outputs {
+			if strings.Contains(out, secret) {
+				t.Fatalf("output %d shows a secret:\n%s", i, out)
+			}
+		}
+	}
+	// Every file the run left, but the configs that hold the secrets.
+	for _, root := range []string{dir, f.Dir, f.Cluster.Dir()} {
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".yaml") || d.Name() == "serf.json" {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return nil
+			}
+			for _, secret := range []string{rpcKey, nodePassword, cliPassword} {
+				if bytes.Contains(b, []byte(secret)) {
+					t.Errorf("%s holds a secret", path)
+				}
+			}
+			return nil
+		})
 	}
 }
