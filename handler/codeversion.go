@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/atomicfile"
 )
 
 // commitFile, in each installed module, holds the commit it came from.
@@ -40,10 +42,8 @@ func (n *Node) ensureConfigVersion(envDir, modulepath string) error {
 		if err := os.MkdirAll(filepath.Dir(script), 0o755); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(script, []byte(body)); err != nil {
-			return err
-		}
-		if err := os.Chmod(script, 0o755); err != nil {
+		// Puppet's server (another user) runs it.
+		if err := atomicfile.Write(script, []byte(body), 0o755); err != nil {
 			return err
 		}
 	}
@@ -65,7 +65,7 @@ func (n *Node) ensureConfigVersion(envDir, modulepath string) error {
 		b = append(b, '\n')
 	}
 	b = append(b, "# serfdeploy: runs report the module commits they applied\nconfig_version = .serfdeploy/config_version\n"...)
-	return writeFileAtomic(conf, b)
+	return atomicfile.Write(conf, b, 0o644) // read by Puppet's server
 }
 
 // shellQuote quotes s as one word for POSIX sh.

@@ -44,7 +44,7 @@ func NewNode(cfg *Config, cfgPath string, getenv func(string) string) (*Node, er
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(cfg.StateDir, "handler.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(cfg.StateDir, "handler.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("handler log: %w", err)
 	}

@@ -105,7 +105,7 @@ func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath 
 	stopped := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, err
 	}

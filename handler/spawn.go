@@ -28,10 +28,10 @@ func (n *Node) spawnSelf(kind, id string) (int, error) {
 	if id != "" {
 		logDir = n.st.runDir(id)
 	}
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		return 0, err
 	}
-	out, err := os.OpenFile(filepath.Join(logDir, kind+"-worker.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	out, err := os.OpenFile(filepath.Join(logDir, kind+"-worker.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, err
 	}

@@ -85,7 +85,7 @@ func (s state) lock() (unlock func(), err error) {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +129,11 @@ func (s state) saveLocked(r *Record) error {
 // create writes a new record and fails with os.ErrExist if there is one
 // already: this is how a duplicate delivery of an event is recognised.
 func (s state) create(r *Record) error {
-	if err := os.MkdirAll(s.runDir(r.ID), 0o755); err != nil {
+	if err := os.MkdirAll(s.runDir(r.ID), 0o700); err != nil {
 		return err
 	}
 	path := s.recordPath(r.ID, r.Kind)
-	f, err := os.OpenFile(path+".claim", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path+".claim", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
@@ -331,6 +331,8 @@ func processStart(pid int) (int64, error) {
 
 // writeFileAtomic writes via a temporary file in the same directory and a
 // rename, with an fsync so that a crash leaves the old or the new content.
+// writeFileAtomic writes node state: records may carry build URLs and
+// Puppet's messages, so only the node's own user reads them.
 func writeFileAtomic(path string, data []byte) error {
-	return atomicfile.Write(path, data, 0o644)
+	return atomicfile.Write(path, data, 0o600)
 }

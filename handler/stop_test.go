@@ -101,3 +101,38 @@ func TestSecondSignalKillsAtOnce(t *testing.T) {
 		t.Fatalf("record %+v", rec)
 	}
 }
+
+// TestStateIsPrivate: a node's records, logs and spool carry build URLs and
+// Puppet's messages: files 0600, directories 0700. (Releases stay readable:
+// Puppet's server, another user, compiles them.)
+func TestStateIsPrivate(t *testing.T) {
+	n := testNode(t, "/bin/true")
+	done := make(chan error, 1)
+	n.worker = func(kind, id string) (int, error) {
+		go func() { done <- n.Work(context.Background(), nil, kind, id) }()
+		return os.Getpid(), nil
+	}
+	if a := ask(t, n, `{"id":"private-1"}`); a.Result != protocol.RunStarted {
+		t.Fatalf("answer %+v", a)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	runDir := n.st.runDir("private-1")
+	for path, want := range map[string]os.FileMode{
+		runDir:                                       0o700,
+		filepath.Dir(runDir):                         0o700,
+		filepath.Join(runDir, "run.json"):            0o600,
+		filepath.Join(runDir, "puppet.log"):          0o600,
+		filepath.Join(n.cfg.StateDir, "handler.log"): 0o600,
+		filepath.Join(n.cfg.StateDir, "lock"):        0o600,
+	} {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %o, want %o", path, got, want)
+		}
+	}
+}

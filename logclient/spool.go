@@ -41,14 +41,14 @@ const (
 // Add queues one record. The file name starts with the time, so that
 // records are sent in the order they were written.
 func (s Spool) Add(rec protocol.RunRecord) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	name := fmt.Sprintf("%020d-%s%s", time.Now().UnixNano(), hex.EncodeToString(suffix), spoolSuffix)
 	tmp := filepath.Join(s.Dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, marshal(rec), 0o644); err != nil {
+	if err := os.WriteFile(tmp, marshal(rec), 0o600); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(s.Dir, name)); err != nil {
@@ -98,10 +98,10 @@ func (s Spool) Rejected() (int, error) {
 // two flushers (a finished run and the flush worker) from sending a record
 // twice. A file that does not parse is moved to bad/.
 func (s Spool) Flush(ctx context.Context, c *Client) (int, error) {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return 0, fmt.Errorf("spool: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(s.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(filepath.Join(s.Dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("spool: %w", err)
 	}
@@ -205,7 +205,7 @@ func (s Spool) send(ctx context.Context, c *Client, batch []spooled) (int, error
 // setAside moves a queued file to the subfolder sub, out of the queue.
 func (s Spool) setAside(sub, name string) {
 	dir := filepath.Join(s.Dir, sub)
-	if err := os.MkdirAll(dir, 0o755); err == nil {
+	if err := os.MkdirAll(dir, 0o700); err == nil {
 		os.Rename(filepath.Join(s.Dir, name), filepath.Join(dir, name))
 	}
 }
