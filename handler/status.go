@@ -3,6 +3,7 @@ package handler
 import (
 	"io"
 
+	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
@@ -35,6 +36,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		} else {
 			st.Phase = "idle"
 		}
+		st.LogSetAside, _ = logclient.Spool{Dir: n.st.spoolDir()}.Rejected()
 		return n.writeStatus(stdout, &st)
 	}
 

@@ -1,7 +1,9 @@
 package handler
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +136,28 @@ func TestStateIsPrivate(t *testing.T) {
 		if got := info.Mode().Perm(); got != want {
 			t.Errorf("%s: mode %o, want %o", path, got, want)
 		}
+	}
+}
+
+// TestStatusCountsRefusedLogRecords: records the logging service refused
+// for good are set aside, and the node's status says how many.
+func TestStatusCountsRefusedLogRecords(t *testing.T) {
+	n := testNode(t, "/bin/true")
+	rejected := filepath.Join(n.st.spoolDir(), "rejected")
+	if err := os.MkdirAll(rejected, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"1-a.json", "2-b.json"} {
+		if err := os.WriteFile(filepath.Join(rejected, name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := n.handleStatus(strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	var st protocol.Status
+	if err := json.Unmarshal(out.Bytes(), &st); err != nil || st.LogSetAside != 2 {
+		t.Fatalf("%v %+v", err, st)
 	}
 }

@@ -196,6 +196,9 @@ type Status struct {
 	Request Request `json:"req,omitzero"`
 	// Applied is the code version the run applied (Puppet's config_version).
 	Applied string `json:"applied,omitempty"`
+	// LogSetAside counts, with an empty request ID, the log records the
+	// logging service refused for good, kept in the node's spool/rejected.
+	LogSetAside int `json:"log_set_aside,omitempty"`
 }
 
 // Done reports whether the phase is final for an agent's run.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -97,6 +98,9 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 			if l.Finished > 0 {
 				age = now.Sub(time.Unix(l.Finished, 0)).Round(time.Second).String()
 			}
+		}
+		if st.LogSetAside > 0 {
+			detail = strings.TrimPrefix(detail+fmt.Sprintf("; %d log record(s) refused by the logging service, kept in spool/rejected", st.LogSetAside), "; ")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, detail)
 	}
