@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
@@ -295,7 +296,7 @@ func TestConcurrentDeploysOfOneModule(t *testing.T) {
 // interrupted (not timeout), writes its reports and exits 4.
 func TestSIGTERMDuringTheRuns(t *testing.T) {
 	f := qaFleet(t, fleet.Options{})
-	f.Repo.CommitModule("v-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 20' }`)
+	f.Repo.CommitModule("v-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 8' }`)
 	result := filepath.Join(t.TempDir(), "result.json")
 	cmd := exec.Command(bin, deployArgs("--ref", "v-slow", "--tag", "segment=qa", "--result-file", result)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "NO_COLOR=1",
@@ -322,6 +323,11 @@ func TestSIGTERMDuringTheRuns(t *testing.T) {
 	if c := res.Counts(); c[orchestrate.StateInterrupted] != 2 || res.ExitCode != orchestrate.ExitIncomplete {
 		t.Fatalf("result %+v", res)
 	}
+	// The runs went on without the CLI; they end on their own (and must,
+	// before the test's directories are removed).
+	waitFor(t, 2*time.Minute, func() bool {
+		return f.CLI(nil, "status", "--id", res.ID, "--tag", "segment=qa").Code == orchestrate.ExitOK
+	})
 }
 
 // lineWatcher closes seen once want has been written to it.
