@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/serfdeploy/serfdeploy/internal/atomicfile"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
@@ -47,12 +48,8 @@ func (s Spool) Add(rec protocol.RunRecord) error {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	name := fmt.Sprintf("%020d-%s%s", time.Now().UnixNano(), hex.EncodeToString(suffix), spoolSuffix)
-	tmp := filepath.Join(s.Dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, marshal(rec), 0o600); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(s.Dir, name)); err != nil {
-		os.Remove(tmp)
+	// Whole or not at all: a flush never reads half a record.
+	if err := atomicfile.Write(filepath.Join(s.Dir, name), marshal(rec), 0o600); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil

@@ -26,7 +26,7 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID(ctx, rpc, &opts, targets, masters); err != nil {
+	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
 
@@ -79,7 +79,7 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkID(ctx, rpc, &opts, targets, nil); err != nil {
+	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
 	w := newWatch(rpc, &opts, "run", targets, nil)

@@ -93,12 +93,7 @@ func (w *watch) readLog(ctx context.Context) error {
 			w.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", n.Node))
 			continue
 		}
-		applyRecord(n, rec)
-		if n.State == StateFinished {
-			if stale := w.staleDetail(n.ConfigVersion); stale != "" {
-				n.State, n.Reason, n.Message = StateStale, "stale", stale
-			}
-		}
+		w.applyFinal(n, rec)
 	}
 	return nil
 }

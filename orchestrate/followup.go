@@ -50,16 +50,12 @@ func (w *watch) discover(ctx context.Context, final bool) error {
 		return nil
 	}
 	w.lastDiscovery = time.Now()
-	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID, Known: true})
 	var answerErr error
-	_, err := w.query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: w.opts.Filter, Timeout: discoverWait,
-		OnResponse: func(r serfrpc.Response) {
-			if _, isMaster := w.masters[r.From]; answerErr == nil && !isMaster {
-				answerErr = w.statusAnswer(r)
-			}
-		},
-	})
+	_, err := w.query(ctx, knownQuery(w.opts.ID, w.opts.Filter, func(r serfrpc.Response) {
+		if _, isMaster := w.masters[r.From]; answerErr == nil && !isMaster {
+			answerErr = w.statusAnswer(r)
+		}
+	}))
 	if answerErr != nil {
 		return answerErr
 	}
@@ -113,15 +109,21 @@ func (w *watch) settleFromLog(ctx context.Context, force bool) {
 			continue
 		}
 		w.heard[t.Node] = true
-		applyRecord(t, rec)
+		w.applyFinal(t, rec)
 		state := t.State
-		if state == StateFinished {
-			if stale := w.staleDetail(t.ConfigVersion); stale != "" {
-				state, t.Reason, t.Message = StateStale, "stale", stale
-			}
-		}
 		t.State = "" // report the change
 		w.set(t, state, t.Reason, t.Message+" (from the logging service; the node's answers did not say)")
+	}
+}
+
+// applyFinal takes a finished record from the logging service as t's
+// result, stale when it applied other code than this deploy's.
+func (w *watch) applyFinal(t *NodeResult, rec protocol.RunRecord) {
+	applyRecord(t, rec)
+	if t.State == StateFinished {
+		if stale := w.staleDetail(t.ConfigVersion); stale != "" {
+			t.State, t.Reason, t.Message = StateStale, "stale", stale
+		}
 	}
 }
 
@@ -164,31 +166,27 @@ func short(commit string) string {
 // anything is sent: its records would otherwise pass for this deploy's
 // results. The same id for the same request re-attaches: nodes run each
 // id once, and the watch follows the runs already under way.
-func checkID(ctx context.Context, rpc RPC, opts *Options, targets, masters []serfrpc.Member) error {
+func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	if !opts.IDGiven {
 		return nil // a generated id is new
 	}
-	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID, Known: true})
-	want := protocol.Request{Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment}
+	want := opts.request()
 	var conflict error
 	known := 0
-	_, err := rpc.Query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload, Timeout: discoverWait,
-		OnResponse: func(r serfrpc.Response) {
-			var st protocol.Status
-			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
-				return
-			}
-			if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
-				return
-			}
-			known++
-			if conflict == nil && st.Request.Conflicts(want) {
-				conflict = Errorf(ExitUsage, "deploy id %s was already used on %s for a %s, not this %s; choose another --id, or leave --id out for a new one",
-					opts.ID, r.From, st.Request, want)
-			}
-		},
-	})
+	_, err := rpc.Query(ctx, knownQuery(opts.ID, serfrpc.Filter{}, func(r serfrpc.Response) {
+		var st protocol.Status
+		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
+			return
+		}
+		if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
+			return
+		}
+		known++
+		if conflict == nil && st.Request.Conflicts(want) {
+			conflict = Errorf(ExitUsage, "deploy id %s was already used on %s for a %s, not this %s; choose another --id, or leave --id out for a new one",
+				opts.ID, r.From, st.Request, want)
+		}
+	}))
 	if conflict != nil {
 		return conflict
 	}
@@ -199,4 +197,12 @@ func checkID(ctx context.Context, rpc RPC, opts *Options, targets, masters []ser
 		opts.Observer.note(fmt.Sprintf("%d node(s) already have a record of %s for this %s: following those runs, not starting new ones", known, opts.ID, want))
 	}
 	return nil
+}
+
+// knownQuery asks the nodes f matches for their record of id; nodes with
+// none stay silent, so it costs answers only where there is something to
+// say. It waits discoverWait: how many will answer is not known.
+func knownQuery(id string, f serfrpc.Filter, onAnswer func(serfrpc.Response)) serfrpc.Query {
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: id, Known: true})
+	return serfrpc.Query{Name: protocol.QueryPuppetStatus, Payload: payload, Filter: f, Timeout: discoverWait, OnResponse: onAnswer}
 }

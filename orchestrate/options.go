@@ -54,6 +54,11 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// request is what these options ask for, as the nodes' records name it.
+func (o *Options) request() protocol.Request {
+	return protocol.Request{Module: o.Module, Ref: o.Ref, Environment: o.Environment}
+}
+
 // Check validates options the way Deploy (deploy true) and Run do, so
 // that a caller can refuse bad input before connecting to anything.
 func Check(o Options, deploy bool) error {

@@ -320,9 +320,7 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 }
 
 // request is what this watch asked for, as the nodes' records name it.
-func (w *watch) request() protocol.Request {
-	return protocol.Request{Module: w.opts.Module, Ref: w.opts.Ref, Environment: w.opts.Environment}
-}
+func (w *watch) request() protocol.Request { return w.opts.request() }
 
 // runAnswer applies a node's answer to the puppetrun query of `run`.
 func (w *watch) runAnswer(r serfrpc.Response) {

@@ -94,14 +94,6 @@ type Request struct {
 	Environment string `json:"env,omitempty"`
 }
 
-// Kind is "deploy" for a request that shipped a module, "run" otherwise.
-func (r Request) Kind() string {
-	if r.Module != "" {
-		return "deploy"
-	}
-	return "run"
-}
-
 // String describes the request for messages: "deploy of motd at v1 to
 // environment production".
 func (r Request) String() string {
