@@ -32,6 +32,7 @@ var (
 	flagOut     = flag.String("out", "", "also write the Markdown report to this file")
 	flagBin     = flag.String("bin", "", "a serfdeploy binary to use instead of building ./cmd/serfdeploy")
 	flagKeep    = flag.String("keep", "", "keep each command's stdout and stderr in this directory")
+	flagFail    = flag.Int("fail-long", 0, "every Nth agent fails with an Error line of 600-5000 bytes, so that its answer must be cut to serf's encoded limit (0: none)")
 )
 
 const idleWindow = 10 * time.Second
@@ -164,6 +165,15 @@ func benchN(b *testing.B, bin string, n int) {
 		agents = append(agents, agentName(i))
 	}
 	runs := fleet.StandInRuns(*flagSeed, agents, *flagMin, *flagMax)
+	if *flagFail > 0 {
+		for i, a := range agents {
+			if i%*flagFail == 0 {
+				r := runs[a]
+				r.FailBytes = 600 + (i*317)%4400
+				runs[a] = r
+			}
+		}
+	}
 	si, err := fleet.WriteStandIn(b.TempDir(), runs)
 	if err != nil {
 		b.Fatal(err)

@@ -19,6 +19,9 @@ import (
 type StandInRun struct {
 	Duration time.Duration
 	Changed  bool
+	// FailBytes, when set, makes the run fail (exit 1) with one Error line
+	// of that many bytes: an answer that must be cut to serf's limit.
+	FailBytes int
 }
 
 // StandInRuns gives each node a run length in [min, max) and a changed flag,
@@ -69,7 +72,7 @@ func WriteStandIn(dir string, runs map[string]StandInRun) (*StandIn, error) {
 		if r.Changed {
 			c = 1
 		}
-		fmt.Fprintf(&table, "%s) t=%.3f c=%d;;\n", n, r.Duration.Seconds(), c)
+		fmt.Fprintf(&table, "%s) t=%.3f c=%d m=%d;;\n", n, r.Duration.Seconds(), c, r.FailBytes)
 	}
 	script := `#!/bin/sh
 # Stand-in for puppet agent --test --detailed-exitcodes (internal/fleet/standin.go).
@@ -86,6 +89,10 @@ echo "Notice: stand-in run on $n for ${t}s"
 sleep "$t"
 r=0
 [ "$c" = 1 ] && r=2
+if [ "$m" -gt 0 ]; then
+	printf 'Error: stand-in failure %s\n' "$(printf "%${m}s" "" | tr ' ' x)"
+	r=1
+fi
 v=${s%?????????}
 {
 echo '---'
