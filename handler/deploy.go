@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
@@ -30,20 +29,14 @@ func (n *Node) handleDeploy(stdin io.Reader) error {
 		n.log.Printf("deploy event rejected: %v", err)
 		return nil
 	}
-	if d.Environment == "" {
-		d.Environment = n.cfg.Environment
-	}
-
 	unlock, err := n.st.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec := &Record{
-		ID: d.ID, Kind: KindSync, Phase: protocol.PhaseSyncing,
-		Environment: d.Environment, Module: d.Module, Ref: d.Ref,
-		Build: d.Build, Deploy: &d, Created: time.Now(),
-	}
+	rec := n.newRecord(d.ID, KindSync, protocol.PhaseSyncing, d.Request(), d.Build)
+	d.Environment = rec.Environment // the worker syncs into the node's own when the event names none
+	rec.Deploy = &d
 	if err := n.st.create(rec); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			// Serf may deliver an event twice, and replays old ones after
@@ -59,7 +52,6 @@ func (n *Node) handleDeploy(stdin io.Reader) error {
 		rec.Phase, rec.Reason, rec.Message = protocol.PhaseFailed, protocol.ReasonSyncFailed, err.Error()
 		return n.st.save(rec)
 	}
-	rec.WorkerPID = pid
-	rec.WorkerStart, _ = processStart(pid)
+	rec.setWorker(pid)
 	return n.st.save(rec)
 }

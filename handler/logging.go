@@ -111,12 +111,13 @@ func (n *Node) logRecord(rec *Record, event string) protocol.RunRecord {
 		r.BuildTag, r.BuildURL, r.JobName = rec.Build.Tag, rec.Build.URL, rec.Build.Job
 	}
 	if event == "finished" {
-		r.Phase, r.Reason, r.Message = rec.Phase, rec.Reason, rec.Message
-		r.ExitCode = rec.ExitCode
-		r.Changed, r.Failed, r.Total = rec.Changed, rec.Failed, rec.Total
-		r.DurationSec = rec.Finished.Sub(rec.Started).Seconds()
-		r.ConfigVersion = rec.ConfigVersion
-		r.FailedResources = rec.FailedResources
+		r.Phase = rec.Phase
+		r.Outcome = protocol.Outcome{
+			Reason: rec.Reason, Message: rec.Message, ExitCode: rec.ExitCode,
+			Changed: rec.Changed, Failed: rec.Failed, Total: rec.Total,
+			DurationSec:   rec.Finished.Sub(rec.Started).Seconds(),
+			ConfigVersion: rec.ConfigVersion, FailedResources: rec.FailedResources,
+		}
 		r.Time = rec.Finished
 	} else {
 		r.Phase = rec.Phase

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
+	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
@@ -104,4 +106,16 @@ func readPayload(r io.Reader, limit int) ([]byte, error) {
 		return nil, fmt.Errorf("payload over %d bytes", limit)
 	}
 	return b, nil
+}
+
+// newRecord is the record of a request this node takes, in the node's own
+// environment when the request names none.
+func (n *Node) newRecord(id, kind, phase string, req protocol.Request, build *protocol.Build) *Record {
+	if req.Environment == "" {
+		req.Environment = n.cfg.Environment
+	}
+	return &Record{
+		ID: id, Kind: kind, Phase: phase, Build: build, Created: time.Now(),
+		Environment: req.Environment, Module: req.Module, Ref: req.Ref,
+	}
 }

@@ -37,21 +37,12 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		answer.Result, answer.Message = protocol.RunRejected, err.Error()
 		return reply()
 	}
-	if req.Environment == "" {
-		req.Environment = n.cfg.Environment
-	}
-
 	unlock, err := n.st.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-
-	rec := &Record{
-		ID: req.ID, Kind: KindRun, Phase: protocol.PhasePending,
-		Environment: req.Environment, Module: req.Module, Ref: req.Ref, Build: req.Build,
-		Created: time.Now(),
-	}
+	rec := n.newRecord(req.ID, KindRun, protocol.PhasePending, req.Request(), req.Build)
 	finalize := func(phase, reason, msg, result string) error {
 		rec.Phase, rec.Reason, rec.Message, rec.Finished = phase, reason, msg, time.Now()
 		if err := n.st.save(rec); err != nil {
@@ -103,8 +94,7 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		n.st.clearActive(rec.ID)
 		return finalize(protocol.PhaseFailed, protocol.ReasonStartFailed, err.Error(), protocol.RunRejected)
 	}
-	rec.WorkerPID = pid
-	rec.WorkerStart, _ = processStart(pid)
+	rec.setWorker(pid)
 	if err := n.st.save(rec); err != nil {
 		return err
 	}

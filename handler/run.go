@@ -17,12 +17,7 @@ import (
 // workRun is an agent's worker for one run: run puppet, classify the result
 // from the evidence, record it, and report it to the logging service.
 func (n *Node) workRun(ctx context.Context, id string) error {
-	rec, err := n.st.update(id, KindRun, func(r *Record) {
-		r.WorkerPID = os.Getpid()
-		r.WorkerStart, _ = processStart(r.WorkerPID)
-		r.Phase = protocol.PhaseRunning
-		r.Started = time.Now()
-	})
+	rec, err := n.st.startWorker(id, KindRun, protocol.PhaseRunning)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,13 @@ type Record struct {
 }
 
 // request is what the record was made for.
+// setWorker names the worker process that took the record, so that a status
+// query can tell a dead worker from a running one (and a reused pid).
+func (r *Record) setWorker(pid int) {
+	r.WorkerPID = pid
+	r.WorkerStart, _ = processStart(pid)
+}
+
 func (r *Record) request() protocol.Request {
 	return protocol.Request{Module: r.Module, Ref: r.Ref, Environment: r.Environment}
 }
@@ -307,6 +314,18 @@ func (r *Record) workerAlive() bool {
 
 // processStart reads a process's start time (field 22 of /proc/PID/stat), so
 // that a reused pid is not mistaken for our worker.
+// startWorker is a worker's first step: it takes id's record (and phase,
+// when given) as its own.
+func (s *state) startWorker(id, kind, phase string) (*Record, error) {
+	return s.update(id, kind, func(r *Record) {
+		r.setWorker(os.Getpid())
+		if phase != "" {
+			r.Phase = phase
+		}
+		r.Started = time.Now()
+	})
+}
+
 func processStart(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

@@ -17,11 +17,7 @@ import (
 // workSync is a master's worker for one deploy: fetch the module at the ref,
 // install it atomically, then fire puppetrun at the deploy's targets.
 func (n *Node) workSync(ctx context.Context, id string) error {
-	rec, err := n.st.update(id, KindSync, func(r *Record) {
-		r.WorkerPID = os.Getpid()
-		r.WorkerStart, _ = processStart(r.WorkerPID)
-		r.Started = time.Now()
-	})
+	rec, err := n.st.startWorker(id, KindSync, "")
 	if err != nil {
 		return err
 	}

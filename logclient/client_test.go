@@ -65,8 +65,8 @@ func TestPushShapeAndHeaders(t *testing.T) {
 	at := time.Unix(1700000000, 5)
 	err := c.Push(context.Background(),
 		protocol.RunRecord{Event: "started", DeployID: "d1", Node: "n1", Environment: "production", Time: at},
-		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", Environment: "production", ExitCode: exit(2), Time: at.Add(time.Second)},
-		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n2", Environment: "production", Message: strings.Repeat("x", 10000), Time: at},
+		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", Environment: "production", Time: at.Add(time.Second), Outcome: protocol.Outcome{ExitCode: exit(2)}},
+		protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n2", Environment: "production", Time: at, Outcome: protocol.Outcome{Message: strings.Repeat("x", 10000)}},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestRecordsPagingAndLatest(t *testing.T) {
 			line(protocol.RunRecord{Event: "started", DeployID: "d1", Node: fmt.Sprintf("n%d", i%3), Time: base.Add(time.Duration(i) * time.Millisecond)})})
 	}
 	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano()), "not json"})
-	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 1), line(protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", ExitCode: exit(0), Time: base.Add(time.Hour)})})
+	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 1), line(protocol.RunRecord{Event: "finished", DeployID: "d1", Node: "n1", Time: base.Add(time.Hour), Outcome: protocol.Outcome{ExitCode: exit(0)}})})
 	all = append(all, [2]string{fmt.Sprint(base.Add(time.Hour).UnixNano() + 2), line(protocol.RunRecord{Event: "started", DeployID: "d1", Node: "n1", Time: base.Add(2 * time.Hour)})})
 	pages := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

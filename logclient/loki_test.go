@@ -13,6 +13,18 @@ import (
 
 // eventually retries read until it succeeds or 30s pass: Loki makes a
 // pushed line queryable about a second later.
+// eventuallyCount waits until count returns want.
+func eventuallyCount(t *testing.T, what string, want int, count func() (int, error)) {
+	t.Helper()
+	eventually(t, what, func() error {
+		got, err := count()
+		if err == nil && got != want {
+			err = fmt.Errorf("%d, want %d", got, want)
+		}
+		return err
+	})
+}
+
 func eventually(t *testing.T, what string, read func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -40,8 +52,7 @@ func TestRealLoki(t *testing.T) {
 		node := fmt.Sprintf("agent-%02d", i)
 		recs = append(recs,
 			protocol.RunRecord{Event: "started", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "running", Time: now},
-			protocol.RunRecord{Event: "finished", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "failed", ExitCode: exit(6), Failed: 1,
-				FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1"}}, Time: now.Add(time.Second)})
+			protocol.RunRecord{Event: "finished", DeployID: "deploy-1", Node: node, Environment: "production", Phase: "failed", Outcome: protocol.Outcome{ExitCode: exit(6), Failed: 1, FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1"}}}, Time: now.Add(time.Second)})
 	}
 	recs = append(recs, protocol.RunRecord{Event: "finished", DeployID: "deploy-2", Node: "agent-01", Environment: "production", Time: now})
 	if err := c.Push(ctx, recs...); err != nil {
@@ -77,14 +88,8 @@ func TestRealLoki(t *testing.T) {
 	if n, err := spool.Flush(ctx, c); n != 3 || err != nil {
 		t.Fatalf("flush after restart: %d %v", n, err)
 	}
-	eventually(t, "spooled records queryable after restart", func() error {
+	eventuallyCount(t, "spooled records of 3 nodes queryable after restart", 3, func() (int, error) {
 		got, err := c.Latest(ctx, "deploy-3", now.Add(-time.Minute), time.Now().Add(time.Minute))
-		if err != nil {
-			return err
-		}
-		if len(got) != 3 {
-			return fmt.Errorf("%d of 3 nodes", len(got))
-		}
-		return nil
+		return len(got), err
 	})
 }

@@ -265,7 +265,7 @@ func TestSpoolBoundedBatches(t *testing.T) {
 	loki, c = newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
 	s = Spool{Dir: t.TempDir()}
 	addRecords(t, s, 100, func(i int) protocol.RunRecord {
-		r := protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i), Message: strings.Repeat("m", maxMessage)}
+		r := protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i), Outcome: protocol.Outcome{Message: strings.Repeat("m", maxMessage)}}
 		for j := 0; j < maxResources; j++ {
 			r.FailedResources = append(r.FailedResources, protocol.FailedResource{Resource: fmt.Sprintf("Exec[%d]", j), Message: strings.Repeat("e", maxMessage/4)})
 		}
@@ -364,15 +364,9 @@ func TestSpoolRealLokiSetsAsideOldRecord(t *testing.T) {
 	if strings.Join(ids, " ") != "deploy-old deploy-big" {
 		t.Fatalf("set aside: %v", ids)
 	}
-	eventually(t, "fresh record queryable", func() error {
+	eventuallyCount(t, "fresh record queryable", 1, func() (int, error) {
 		got, err := c.Records(ctx, "deploy-fresh", now.Add(-time.Minute), now.Add(time.Minute))
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("%d records", len(got))
-		}
-		return nil
+		return len(got), err
 	})
 	if got, err := c.Records(ctx, "deploy-old", now.Add(-4*time.Hour), now.Add(time.Minute)); err != nil || len(got) != 0 {
 		t.Fatalf("old record in Loki: %v %v", got, err)

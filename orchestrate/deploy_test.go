@@ -60,6 +60,19 @@ func exitCode(t *testing.T, err error) int {
 	return e.Code
 }
 
+// refusedBeforeFiring runs a deploy that must end with code, its message
+// naming want, before any event was fired.
+func refusedBeforeFiring(t *testing.T, f *fakeRPC, opts Options, code int, want string) {
+	t.Helper()
+	_, err := Deploy(context.Background(), f, opts)
+	if exitCode(t, err) != code || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %v, want exit %d naming %q", err, code, want)
+	}
+	if len(f.events) != 0 {
+		t.Fatalf("%d events fired", len(f.events))
+	}
+}
+
 func TestDeployFinishesOnlyTargets(t *testing.T) {
 	f := cluster(finishedOK)
 	res, err := Deploy(context.Background(), f, qaOptions("d1"))
@@ -187,13 +200,7 @@ func TestDeployNoTargetsExits3(t *testing.T) {
 	f := cluster(finishedOK)
 	opts := fastOptions("d6")
 	opts.Filter = serfrpc.Filter{Tags: map[string]string{"segment": "staging"}}
-	_, err := Deploy(context.Background(), f, opts)
-	if exitCode(t, err) != ExitNoTargets || !strings.Contains(err.Error(), "segment=staging") {
-		t.Fatalf("err %v", err)
-	}
-	if len(f.events) != 0 {
-		t.Fatal("an event was fired with no targets")
-	}
+	refusedBeforeFiring(t, f, opts, ExitNoTargets, "segment=staging")
 }
 
 func TestDeployAnchorsTagFilters(t *testing.T) {
@@ -222,13 +229,9 @@ func TestDeployNoMasterExits5(t *testing.T) {
 
 func TestDeploySyncFailureExits5WithGitMessage(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "m1" {
-			return statusJSON(protocol.Status{Node: n, Role: "master", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseFailed, SyncMsg: "fatal: couldn't find remote ref nope"})
-		}
-		return inner(n, q, p)
-	}
+	f.override(func(n, q string) ([]byte, bool) {
+		return statusJSON(protocol.Status{Node: n, Role: "master", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseFailed, SyncMsg: "fatal: couldn't find remote ref nope"}), n == "m1"
+	})
 	res, err := Deploy(context.Background(), f, qaOptions("d9"))
 	if exitCode(t, err) != ExitInfra || !strings.Contains(err.Error(), "couldn't find remote ref nope") {
 		t.Fatalf("err %v", err)
@@ -246,13 +249,7 @@ func TestDeployOversizePayloadExits2BeforeSending(t *testing.T) {
 		f.add(name, serfrpc.StatusAlive, nil)
 		opts.Filter.Nodes = append(opts.Filter.Nodes, name)
 	}
-	_, err := Deploy(context.Background(), f, opts)
-	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "512") {
-		t.Fatalf("err %v", err)
-	}
-	if len(f.events) != 0 {
-		t.Fatal("an oversize event was fired")
-	}
+	refusedBeforeFiring(t, f, opts, ExitUsage, "512")
 }
 
 func TestDeployDropsBuildURLToFit(t *testing.T) {
@@ -276,13 +273,9 @@ func TestDeployDropsBuildURLToFit(t *testing.T) {
 
 func TestGarbledAnswersEndInLost(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa1" && q == protocol.QueryPuppetStatus {
-			return []byte("sh: serfdeploy: not found")
-		}
-		return inner(n, q, p)
-	}
+	f.override(func(n, q string) ([]byte, bool) {
+		return []byte("sh: serfdeploy: not found"), n == "qa1" && q == protocol.QueryPuppetStatus
+	})
 	res, err := Deploy(context.Background(), f, qaOptions("d12"))
 	if err != nil {
 		t.Fatal(err)
@@ -294,13 +287,9 @@ func TestGarbledAnswersEndInLost(t *testing.T) {
 
 func TestNeverTriggeredNodeIsMissed(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa2" && q == protocol.QueryPuppetStatus {
-			return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown})
-		}
-		return inner(n, q, p)
-	}
+	f.override(func(n, q string) ([]byte, bool) {
+		return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown}), n == "qa2" && q == protocol.QueryPuppetStatus
+	})
 	opts := qaOptions("d13")
 	opts.PollInterval = 20 * time.Millisecond
 	res, err := Deploy(context.Background(), f, opts)
@@ -335,9 +324,8 @@ func TestInterruptExits4WithPartialResult(t *testing.T) {
 func TestFinalStatusComesFromTheLog(t *testing.T) {
 	f := cluster(finishedOK)
 	log := &fakeLog{records: map[string]protocol.RunRecord{
-		"qa1": {Event: "finished", DeployID: "d15", Node: "qa1", Phase: protocol.PhaseFinished, ExitCode: intp(2), Changed: 3, Total: 9},
-		"qa2": {Event: "finished", DeployID: "d15", Node: "qa2", Phase: protocol.PhaseFailed, Reason: protocol.ReasonResourcesFailed, ExitCode: intp(6), Failed: 1,
-			FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
+		"qa1": {Event: "finished", DeployID: "d15", Node: "qa1", Phase: protocol.PhaseFinished, Outcome: protocol.Outcome{ExitCode: intp(2), Changed: 3, Total: 9}},
+		"qa2": {Event: "finished", DeployID: "d15", Node: "qa2", Phase: protocol.PhaseFailed, Outcome: protocol.Outcome{Reason: protocol.ReasonResourcesFailed, ExitCode: intp(6), Failed: 1, FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}}},
 	}}
 	opts := qaOptions("d15")
 	opts.Log = log
@@ -358,7 +346,7 @@ func TestMissingLogRecordIsReported(t *testing.T) {
 	f := cluster(finishedOK)
 	opts := qaOptions("d16")
 	opts.Log = &fakeLog{records: map[string]protocol.RunRecord{
-		"qa1": {Event: "finished", DeployID: "d16", Node: "qa1", Phase: protocol.PhaseFinished, ExitCode: intp(0)},
+		"qa1": {Event: "finished", DeployID: "d16", Node: "qa1", Phase: protocol.PhaseFinished, Outcome: protocol.Outcome{ExitCode: intp(0)}},
 		"qa2": {Event: "started", DeployID: "d16", Node: "qa2", Phase: protocol.PhaseRunning},
 	}}
 	res, err := Deploy(context.Background(), f, opts)
@@ -456,13 +444,7 @@ func TestStatusWithID(t *testing.T) {
 
 func TestStatusNoAnswer(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa2" {
-			return nil
-		}
-		return inner(n, q, p)
-	}
+	f.override(func(n, _ string) ([]byte, bool) { return nil, n == "qa2" })
 	rep, err := Status(context.Background(), f, serfrpc.Filter{Tags: map[string]string{"segment": "qa"}}, "", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -478,8 +460,8 @@ func TestStatusNoAnswer(t *testing.T) {
 
 func TestReportFromLog(t *testing.T) {
 	log := &fakeLog{records: map[string]protocol.RunRecord{
-		"qa1": {Event: "finished", DeployID: "d19", Node: "qa1", Module: "motd", Ref: "v2", Phase: protocol.PhaseFinished, ExitCode: intp(2), Time: time.Now()},
-		"qa2": {Event: "finished", DeployID: "d19", Node: "qa2", Module: "motd", Ref: "v2", Phase: protocol.PhaseFailed, ExitCode: intp(4), Failed: 2, Time: time.Now()},
+		"qa1": {Event: "finished", DeployID: "d19", Node: "qa1", Module: "motd", Ref: "v2", Phase: protocol.PhaseFinished, Outcome: protocol.Outcome{ExitCode: intp(2)}, Time: time.Now()},
+		"qa2": {Event: "finished", DeployID: "d19", Node: "qa2", Module: "motd", Ref: "v2", Phase: protocol.PhaseFailed, Outcome: protocol.Outcome{ExitCode: intp(4), Failed: 2}, Time: time.Now()},
 	}}
 	res, err := Report(context.Background(), log, "d19", time.Now().Add(-time.Hour))
 	if err != nil {
@@ -534,14 +516,10 @@ func TestRunRequestResentToNodesThatMissedIt(t *testing.T) {
 
 func TestDeployEventFiredAgainWhenNoMasterHeardIt(t *testing.T) {
 	f := cluster(finishedOK)
-	inner := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if len(f.events) < 2 && q == protocol.QueryPuppetStatus {
-			// Nobody got the first event.
-			return statusJSON(protocol.Status{Node: n, Phase: protocol.PhaseUnknown})
-		}
-		return inner(n, q, p)
-	}
+	f.override(func(n, q string) ([]byte, bool) {
+		// Nobody got the first event.
+		return statusJSON(protocol.Status{Node: n, Phase: protocol.PhaseUnknown}), len(f.events) < 2 && q == protocol.QueryPuppetStatus
+	})
 	opts := qaOptions("d21")
 	opts.PollInterval = 50 * time.Millisecond
 	res, err := Deploy(context.Background(), f, opts)

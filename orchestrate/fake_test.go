@@ -116,6 +116,18 @@ func (f *fakeRPC) statusQueries() int {
 	return f.polls
 }
 
+// override answers with fn's answer where it says so, and as before
+// elsewhere.
+func (f *fakeRPC) override(fn func(node, query string) ([]byte, bool)) {
+	inner := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if b, ok := fn(n, q); ok {
+			return b
+		}
+		return inner(n, q, p)
+	}
+}
+
 // statusJSON is a node's puppet-status answer.
 func statusJSON(st protocol.Status) []byte {
 	st.V = protocol.Version

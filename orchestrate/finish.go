@@ -117,12 +117,7 @@ func applyRecord(n *NodeResult, rec protocol.RunRecord) {
 	if s := stateOf(rec.Phase); Final(s) {
 		n.State = s
 	}
-	n.Reason, n.Message = rec.Reason, rec.Message
-	n.ExitCode = rec.ExitCode
-	n.Changed, n.Failed, n.Total = rec.Changed, rec.Failed, rec.Total
-	n.DurationSec = rec.DurationSec
-	n.ConfigVersion = rec.ConfigVersion
-	n.FailedResources = rec.FailedResources
+	n.Outcome = rec.Outcome
 	n.Source = "log"
 }
 

@@ -45,13 +45,7 @@ func TestExplicitIDUsedForAnotherRequestIsRefused(t *testing.T) {
 	withRequest(f, "qa1", protocol.Request{Module: "motd", Ref: "v1", Environment: "production"})
 	opts := qaOptions("release-1")
 	opts.Ref, opts.IDGiven = "v2", true
-	_, err := Deploy(context.Background(), f, opts)
-	if exitCode(t, err) != ExitUsage || !strings.Contains(err.Error(), "deploy of motd at v1") {
-		t.Fatalf("err %v", err)
-	}
-	if len(f.events) != 0 {
-		t.Fatalf("%d events fired for a refused id", len(f.events))
-	}
+	refusedBeforeFiring(t, f, opts, ExitUsage, "deploy of motd at v1")
 }
 
 // TestAnswersForAnotherRequestAreNotCounted: during the watch, a node

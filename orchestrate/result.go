@@ -40,17 +40,9 @@ func Final(state string) bool {
 
 // NodeResult is one target's outcome.
 type NodeResult struct {
-	Node            string                    `json:"node"`
-	State           string                    `json:"state"`
-	Reason          string                    `json:"reason,omitempty"`
-	Message         string                    `json:"message,omitempty"`
-	ExitCode        *int                      `json:"exit_code,omitempty"`
-	Changed         int                       `json:"changed"`
-	Failed          int                       `json:"failed"`
-	Total           int                       `json:"total"`
-	DurationSec     float64                   `json:"duration_sec"`
-	ConfigVersion   string                    `json:"config_version,omitempty"`
-	FailedResources []protocol.FailedResource `json:"failed_resources,omitempty"`
+	Node  string `json:"node"`
+	State string `json:"state"`
+	protocol.Outcome
 	// Source says where the final status came from: "log" (the logging
 	// service) or "status" (the node's puppet-status answer).
 	Source string `json:"source,omitempty"`

@@ -8,6 +8,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 )
@@ -60,6 +61,16 @@ type RunRequest struct {
 	Ref         string `json:"ref,omitempty"`
 	SkipMasters bool   `json:"skip_masters,omitempty"`
 	Build       *Build `json:"build,omitempty"`
+}
+
+// Request is what the deploy event asks for.
+func (d Deploy) Request() Request {
+	return Request{Module: d.Module, Ref: d.Ref, Environment: d.Environment}
+}
+
+// Request is what the puppetrun query asks for.
+func (r RunRequest) Request() Request {
+	return Request{Module: r.Module, Ref: r.Ref, Environment: r.Environment}
 }
 
 // Answers to `puppetrun`.
@@ -253,7 +264,7 @@ func ValidTagFilter(key, re string) error {
 		return fmt.Errorf("tag filter %q must be key=regexp, e.g. segment=qa", key+"="+re)
 	}
 	if _, err := regexp.Compile(re); err != nil {
-		return fmt.Errorf("tag filter %s=%s: the regexp does not compile: %w", key, re, err)
+		return fmt.Errorf("tag filter %q: the regexp does not compile: %s", key+"="+re, OneLine(err.Error(), 300))
 	}
 	return nil
 }
@@ -350,7 +361,8 @@ func DecodeStrict(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("not a valid message: %w", err)
 	}
-	if dec.More() {
+	// Not dec.More(): it misses a stray ] or } after the document.
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("not a valid message: trailing data after the JSON document")
 	}
 	return nil

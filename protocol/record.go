@@ -8,16 +8,9 @@ type FailedResource struct {
 	Message  string `json:"message"`
 }
 
-// RunRecord is one line in the logging service: a run started or finished.
-// Nodes write it, the CLI reads it: it is a wire format like the answers.
-type RunRecord struct {
-	Event           string           `json:"event"` // "started" or "finished"
-	DeployID        string           `json:"deploy_id"`
-	Node            string           `json:"node"`
-	Environment     string           `json:"environment"`
-	Module          string           `json:"module,omitempty"`
-	Ref             string           `json:"ref,omitempty"`
-	Phase           string           `json:"phase"`
+// Outcome is how a run ended: what a node's finished record says and what
+// the CLI's result reports for the node, field for field.
+type Outcome struct {
 	Reason          string           `json:"reason,omitempty"`
 	Message         string           `json:"message,omitempty"`
 	ExitCode        *int             `json:"exit_code,omitempty"`
@@ -27,8 +20,21 @@ type RunRecord struct {
 	DurationSec     float64          `json:"duration_sec"`
 	ConfigVersion   string           `json:"config_version,omitempty"`
 	FailedResources []FailedResource `json:"failed_resources,omitempty"`
-	BuildTag        string           `json:"build_tag,omitempty"`
-	BuildURL        string           `json:"build_url,omitempty"`
-	JobName         string           `json:"job_name,omitempty"`
-	Time            time.Time        `json:"time"`
+}
+
+// RunRecord is one line in the logging service: a run started or finished.
+// Nodes write it, the CLI reads it: it is a wire format like the answers.
+type RunRecord struct {
+	Event       string `json:"event"` // "started" or "finished"
+	DeployID    string `json:"deploy_id"`
+	Node        string `json:"node"`
+	Environment string `json:"environment"`
+	Module      string `json:"module,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+	Phase       string `json:"phase"`
+	Outcome
+	BuildTag string    `json:"build_tag,omitempty"`
+	BuildURL string    `json:"build_url,omitempty"`
+	JobName  string    `json:"job_name,omitempty"`
+	Time     time.Time `json:"time"`
 }

@@ -13,6 +13,8 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 mode=${DEMO_PUPPET:-server}
 base=${DEMO_PORT_BASE:-27000}
 case "$mode" in
@@ -173,15 +175,11 @@ node agent-01 1 segment=qa
 node agent-02 2 segment=qa
 node agent-03 3 segment=prod
 export SERF_RPC_ADDR="127.0.0.1:$((base + 10))"
-i=0
-until [ "$("$sd" members --status alive --format json | grep -c '"name"')" -eq 4 ]; do
-	i=$((i + 1))
-	if [ "$i" -gt 100 ]; then
-		echo "demo: the serf agents did not all join; logs in $work/nodes/*/serf.log" >&2
-		exit 1
-	fi
-	sleep 0.2
-done
+all_alive() { [ "$("$sd" members --status alive --format json | grep -c '"name"')" -eq 4 ]; }
+if ! retry 100 0.2 all_alive; then
+	echo "demo: the serf agents did not all join; logs in $work/nodes/*/serf.log" >&2
+	exit 1
+fi
 "$sd" members
 
 step "serfdeploy deploy --module motd --ref v1 --tag segment=qa"

@@ -7,6 +7,8 @@
 #        scripts/loki.sh wait URL                                 (until /ready answers, at most 120s)
 #        scripts/loki.sh stop DIR
 set -eu
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # config DIR HTTP_PORT GRPC_PORT: the single-binary config, filesystem
 # storage under DIR, loopback only, no auth.
@@ -62,15 +64,11 @@ start)
 	;;
 wait)
 	url=$2
-	i=0
-	until curl -fsS "$url/ready" >/dev/null 2>&1; do
-		i=$((i + 1))
-		if [ "$i" -gt 240 ]; then
-			echo "loki.sh: Loki at $url not ready after 120s" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
+	ready() { curl -fsS "$url/ready" >/dev/null 2>&1; }
+	if ! retry 240 0.5 ready; then
+		echo "loki.sh: Loki at $url not ready after 120s" >&2
+		exit 1
+	fi
 	;;
 stop)
 	dir=$2

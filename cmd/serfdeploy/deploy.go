@@ -20,40 +20,35 @@ func watchFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long one status poll waits for slow nodes"},
 		&cli.DurationFlag{Name: "missed-after", Value: 20 * time.Second, Usage: "a target that knows nothing of the run this long after the trigger is reported missed"},
 		&cli.DurationFlag{Name: "log-wait", Value: 30 * time.Second, Usage: "how long to wait for the nodes' finished records in the logging service"},
-		&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report (one test case per node) to this file"},
-		&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
-		&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file (whatever --format is)"},
 	}
 }
 
 func deployCommand(env *cliEnv) *cli.Command {
-	return &cli.Command{
-		Name:  "deploy",
-		Usage: "ship a module at a git ref to the masters and watch the Puppet runs to the end",
-		Description: "Fires serf's `deploy` event: each Puppet master fetches the module at --ref from git, installs\n" +
-			"it atomically into the environment's modulepath and triggers a Puppet run on the targets (the\n" +
-			"alive nodes matching --tag/--node; with no filter, every node but the masters). serfdeploy then\n" +
+	return watchingCommand(env, "deploy", "ship a module at a git ref to the masters and watch the Puppet runs to the end",
+		"Fires serf's `deploy` event: each Puppet master fetches the module at --ref from git, installs\n"+
+			"it atomically into the environment's modulepath and triggers a Puppet run on the targets (the\n"+
+			"alive nodes matching --tag/--node; with no filter, every node but the masters). serfdeploy then\n"+
 			"polls every target until it has finished, failed or is lost, prints a summary and exits.",
-		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "module", Usage: "Puppet module name (required)"},
-			&cli.StringFlag{Name: "ref", Usage: "git branch, tag or commit to deploy (required)"},
-		}, watchFlags(), logFlags()),
-		Action: action(func(c *cli.Context) error {
-			return env.watchCommand(c, "deploy")
-		}),
-	}
+		&cli.StringFlag{Name: "module", Usage: "Puppet module name (required)"},
+		&cli.StringFlag{Name: "ref", Usage: "git branch, tag or commit to deploy (required)"},
+	)
 }
 
 func runCommand(env *cliEnv) *cli.Command {
+	return watchingCommand(env, "run", "start a Puppet run on the matching nodes (no code deploy) and watch it to the end",
+		"What `mco puppet runonce` does: fires the `puppetrun` query at the matching nodes (with no\n"+
+			"filter, every node but the masters) and watches the runs like deploy does. Nodes already\n"+
+			"running Puppet answer busy.")
+}
+
+// watchingCommand builds deploy and run: the same flags and workflow, but
+// for what deploy ships first.
+func watchingCommand(env *cliEnv, kind, usage, description string, own ...cli.Flag) *cli.Command {
 	return &cli.Command{
-		Name:  "run",
-		Usage: "start a Puppet run on the matching nodes (no code deploy) and watch it to the end",
-		Description: "What `mco puppet runonce` does: fires the `puppetrun` query at the matching nodes (with no\n" +
-			"filter, every node but the masters) and watches the runs like deploy does. Nodes already\n" +
-			"running Puppet answer busy.",
-		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), watchFlags(), logFlags()),
+		Name: kind, Usage: usage, Description: description,
+		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), own, watchFlags(), reportFlags(), logFlags()),
 		Action: action(func(c *cli.Context) error {
-			return env.watchCommand(c, "run")
+			return env.watchCommand(c, kind)
 		}),
 	}
 }

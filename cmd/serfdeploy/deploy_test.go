@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/internal/junitcheck"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
@@ -329,43 +329,17 @@ func waitFile(t *testing.T, path string) {
 	t.Fatalf("%s did not appear", path)
 }
 
-type junitSuites struct {
-	XMLName xml.Name `xml:"testsuites"`
-	Suites  []struct {
-		Name     string `xml:"name,attr"`
-		Tests    int    `xml:"tests,attr"`
-		Failures int    `xml:"failures,attr"`
-		Errors   int    `xml:"errors,attr"`
-		Cases    []struct {
-			Name      string `xml:"name,attr"`
-			Classname string `xml:"classname,attr"`
-			Time      string `xml:"time,attr"`
-			Failure   *struct {
-				Message string `xml:"message,attr"`
-				Body    string `xml:",chardata"`
-			} `xml:"failure"`
-			Error *struct {
-				Message string `xml:"message,attr"`
-			} `xml:"error"`
-		} `xml:"testcase"`
-	} `xml:"testsuite"`
-}
-
-func parseJUnit(t *testing.T, path string) junitSuites {
+func parseJUnit(t *testing.T, path string) *junitcheck.Doc {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	strictXML(t, path, b)
-	var s junitSuites
-	if err := xml.Unmarshal(b, &s); err != nil {
-		t.Fatalf("junit does not parse: %v\n%s", err, b)
+	doc, err := junitcheck.Parse(b)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", path, err, b)
 	}
-	if len(s.Suites) != 1 {
-		t.Fatalf("suites: %d", len(s.Suites))
-	}
-	return s
+	return doc
 }
 
 func TestDeployToAnotherEnvironment(t *testing.T) {

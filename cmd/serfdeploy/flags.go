@@ -39,6 +39,15 @@ func filterFlags() []cli.Flag {
 	}
 }
 
+// reportFlags name the files a deploy's result is written to.
+func reportFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report (one test case per node) to this file"},
+		&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
+		&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file (whatever --format is)"},
+	}
+}
+
 func logFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-url", EnvVars: []string{"SERFDEPLOY_LOG_URL"}, Usage: "Loki base URL (e.g. http://loki:3100); without it final statuses come from the nodes' answers"},
@@ -83,6 +92,28 @@ func filterFrom(c *cli.Context) (serfrpc.Filter, error) {
 		f.Tags[k] = re
 	}
 	return f, nil
+}
+
+// withAgent is what the commands that ask the nodes something share: the
+// output flags applied, --tag/--node parsed, the command's own checks made
+// before connecting, then fn with a connection to the local serf agent.
+func (e *cliEnv) withAgent(c *cli.Context, check func(serfrpc.Filter) error, fn func(*serfrpc.Client, serfrpc.Filter) error) error {
+	if err := e.setup(c); err != nil {
+		return err
+	}
+	f, err := filterFrom(c)
+	if err != nil {
+		return err
+	}
+	if err := check(f); err != nil {
+		return err
+	}
+	client, err := connect(c.Context, c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	return fn(client, f)
 }
 
 // connect opens the serf RPC connection; the caller closes it.

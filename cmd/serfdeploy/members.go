@@ -21,40 +21,32 @@ func membersCommand(env *cliEnv) *cli.Command {
 			&cli.StringFlag{Name: "status", Usage: "only members in this state: alive, failed, left or leaving"},
 		}),
 		Action: action(func(c *cli.Context) error {
-			if err := env.setup(c); err != nil {
-				return err
-			}
-			f, err := filterFrom(c)
-			if err != nil {
-				return err
-			}
 			status := c.String("status")
-			switch status {
-			case "", serfrpc.StatusAlive, serfrpc.StatusFailed, serfrpc.StatusLeft, serfrpc.StatusLeaving:
-			default:
+			check := func(serfrpc.Filter) error {
+				switch status {
+				case "", serfrpc.StatusAlive, serfrpc.StatusFailed, serfrpc.StatusLeft, serfrpc.StatusLeaving:
+					return nil
+				}
 				return usageErrorf("--status %q is not one of alive, failed, left, leaving", status)
 			}
-			client, err := connect(c.Context, c)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			members, err := client.Members(c.Context, f, status)
-			if err != nil {
-				return err
-			}
-			if jsonOutput(c) {
-				if members == nil {
-					members = []serfrpc.Member{}
+			return env.withAgent(c, check, func(client *serfrpc.Client, f serfrpc.Filter) error {
+				members, err := client.Members(c.Context, f, status)
+				if err != nil {
+					return err
 				}
-				return render.JSON(env.io.Out, members)
-			}
-			tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tTAGS")
-			for _, m := range members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, tagsText(m.Tags))
-			}
-			return tw.Flush()
+				if jsonOutput(c) {
+					if members == nil {
+						members = []serfrpc.Member{}
+					}
+					return render.JSON(env.io.Out, members)
+				}
+				tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tTAGS")
+				for _, m := range members {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, tagsText(m.Tags))
+				}
+				return tw.Flush()
+			})
 		}),
 	}
 }

@@ -15,11 +15,8 @@ func reportCommand(env *cliEnv) *cli.Command {
 		ArgsUsage: "DEPLOY-ID",
 		Description: "Reads every node's records of DEPLOY-ID from the logging service (no serf agent needed)\n" +
 			"and prints the summary deploy printed, with the same exit code.",
-		Flags: concat(outputFlags(), logFlags(), []cli.Flag{
+		Flags: concat(outputFlags(), logFlags(), reportFlags(), []cli.Flag{
 			&cli.DurationFlag{Name: "since", Value: 7 * 24 * time.Hour, Usage: "how far back to search"},
-			&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report to this file"},
-			&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
-			&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file"},
 		}),
 		Action: action(func(c *cli.Context) error {
 			if err := env.setup(c); err != nil {

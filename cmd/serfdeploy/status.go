@@ -11,6 +11,7 @@ import (
 	"github.com/serfdeploy/serfdeploy/internal/render"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
 func statusCommand(env *cliEnv) *cli.Command {
@@ -25,37 +26,27 @@ func statusCommand(env *cliEnv) *cli.Command {
 			&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long to wait for slow nodes"},
 		}),
 		Action: action(func(c *cli.Context) error {
-			if err := env.setup(c); err != nil {
-				return err
+			check := func(f serfrpc.Filter) error {
+				if err := checkDurations(c, "query-timeout"); err != nil {
+					return err
+				}
+				return orchestrate.CheckStatus(f, c.String("id"))
 			}
-			f, err := filterFrom(c)
-			if err != nil {
-				return err
-			}
-			if err := checkDurations(c, "query-timeout"); err != nil {
-				return err
-			}
-			if err := orchestrate.CheckStatus(f, c.String("id")); err != nil {
-				return err
-			}
-			client, err := connect(c.Context, c)
-			if err != nil {
-				return err
-			}
-			defer client.Close()
-			rep, err := orchestrate.Status(c.Context, client, f, c.String("id"), c.Duration("query-timeout"))
-			if err != nil {
-				return err
-			}
-			if jsonOutput(c) {
-				err = render.JSON(env.io.Out, rep)
-			} else {
-				err = printStatus(env, rep)
-			}
-			if err != nil {
-				return err
-			}
-			return exitError{rep.ExitCode}
+			return env.withAgent(c, check, func(client *serfrpc.Client, f serfrpc.Filter) error {
+				rep, err := orchestrate.Status(c.Context, client, f, c.String("id"), c.Duration("query-timeout"))
+				if err != nil {
+					return err
+				}
+				if jsonOutput(c) {
+					err = render.JSON(env.io.Out, rep)
+				} else {
+					err = printStatus(env, rep)
+				}
+				if err != nil {
+					return err
+				}
+				return exitError{rep.ExitCode}
+			})
 		}),
 	}
 }

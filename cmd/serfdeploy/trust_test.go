@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"io"
 	"os"
@@ -22,27 +21,6 @@ import (
 
 // strictXML fails unless b is well-formed XML to both a strict Go decoder
 // and libxml2 (xmllint, what Jenkins-like readers are built on).
-func strictXML(t *testing.T, path string, b []byte) {
-	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = true
-	for {
-		_, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s is not well-formed XML: %v", path, err)
-		}
-	}
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		t.Fatal("xmllint not found: install libxml2-utils (scripts/test.sh does)")
-	}
-	if out, err := exec.Command("xmllint", "--noout", path).CombinedOutput(); err != nil {
-		t.Fatalf("xmllint refuses %s: %v\n%s", path, err, out)
-	}
-}
-
 // strictResult reads a --result-file strictly: every field known, one
 // document.
 func strictResult(t *testing.T, path string) orchestrate.Result {

@@ -3,11 +3,7 @@ package render
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -16,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
+	"github.com/serfdeploy/serfdeploy/internal/junitcheck"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
@@ -29,52 +26,13 @@ func sample() *orchestrate.Result {
 		Build:   &protocol.Build{Tag: "jenkins-release-7", URL: "https://ci.example/job/release/7/"},
 		Masters: []orchestrate.MasterResult{{Node: "master-01", Phase: "triggered", Commit: "abc123"}},
 		Nodes: []orchestrate.NodeResult{
-			{Node: "agent-01", State: "finished", ExitCode: intp(2), Changed: 1, Total: 8, DurationSec: 2.5},
-			{Node: "agent-02", State: "failed", Reason: "resources_failed", ExitCode: intp(6), Changed: 1, Failed: 1, Total: 9, DurationSec: 3.1,
-				FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}},
-			{Node: "agent-03", State: "lost", Message: "serf reports the node failed before its run finished"},
-			{Node: "agent-04", State: "timeout", Message: "still unfinished at the 30m timeout (last seen running)"},
+			{Node: "agent-01", State: "finished", Outcome: protocol.Outcome{ExitCode: intp(2), Changed: 1, Total: 8, DurationSec: 2.5}},
+			{Node: "agent-02", State: "failed", Outcome: protocol.Outcome{Reason: "resources_failed", ExitCode: intp(6), Changed: 1, Failed: 1, Total: 9, DurationSec: 3.1, FailedResources: []protocol.FailedResource{{Resource: "Exec[boom]", Message: "'/bin/false' returned 1 instead of one of [0]"}}}},
+			{Node: "agent-03", State: "lost", Outcome: protocol.Outcome{Message: "serf reports the node failed before its run finished"}},
+			{Node: "agent-04", State: "timeout", Outcome: protocol.Outcome{Message: "still unfinished at the 30m timeout (last seen running)"}},
 		},
 		Started: start, Finished: start.Add(90 * time.Second), ExitCode: 1, Outcome: "1 finished, 1 failed, 1 lost, 1 timeout: a puppet run failed or did not happen (exit 1)",
 	}
-}
-
-// junitDoc is what Jenkins' JUnit plugin reads: testsuites > testsuite
-// (name, tests, failures, errors, time) > testcase (name, classname, time)
-// with an optional failure or error element carrying a message attribute.
-type junitDoc struct {
-	XMLName xml.Name `xml:"testsuites"`
-	Suites  []struct {
-		Name     string `xml:"name,attr"`
-		Tests    int    `xml:"tests,attr"`
-		Failures int    `xml:"failures,attr"`
-		Errors   int    `xml:"errors,attr"`
-		Time     string `xml:"time,attr"`
-		Props    []struct {
-			Name  string `xml:"name,attr"`
-			Value string `xml:"value,attr"`
-		} `xml:"properties>property"`
-		SystemOut string `xml:"system-out"`
-		Cases     []struct {
-			Name      string `xml:"name,attr"`
-			Classname string `xml:"classname,attr"`
-			Time      string `xml:"time,attr"`
-			Failure   *struct {
-				Message string `xml:"message,attr"`
-				Type    string `xml:"type,attr"`
-				Body    string `xml:",chardata"`
-			} `xml:"failure"`
-			Error *struct {
-				Message string `xml:"message,attr"`
-				Type    string `xml:"type,attr"`
-				Body    string `xml:",chardata"`
-			} `xml:"error"`
-			Skipped *struct {
-				Message string `xml:"message,attr"`
-			} `xml:"skipped"`
-			SystemOut *string `xml:"system-out"`
-		} `xml:"testcase"`
-	} `xml:"testsuite"`
 }
 
 func TestJUnit(t *testing.T) {
@@ -85,7 +43,7 @@ func TestJUnit(t *testing.T) {
 	if !strings.HasPrefix(buf.String(), `<?xml version="1.0" encoding="UTF-8"?>`) {
 		t.Fatalf("no XML declaration:\n%s", buf.String())
 	}
-	var doc junitDoc
+	var doc junitcheck.Doc
 	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
@@ -186,49 +144,40 @@ func hostileResult() *orchestrate.Result {
 }
 
 // checkXML parses the JUnit output as strictly as Jenkins does: Go's strict
-// decoder over every token, then xmllint, then into junitDoc.
-func checkXML(t *testing.T, b []byte) junitDoc {
+// decoder over every token, then xmllint, then into junitcheck.Doc.
+func checkXML(t *testing.T, b []byte) *junitcheck.Doc {
 	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(b))
-	dec.Strict = true
-	for {
-		if _, err := dec.Token(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("invalid XML: %v", err)
-		}
-	}
-	xmllint, err := exec.LookPath("xmllint")
+	doc, err := junitcheck.Parse(b)
 	if err != nil {
-		t.Fatal("xmllint is not on PATH: install Debian's libxml2-utils (apt-get install libxml2-utils); this test needs it")
-	}
-	path := filepath.Join(t.TempDir(), "junit.xml")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if out, err := exec.Command(xmllint, "--noout", path).CombinedOutput(); err != nil {
-		t.Fatalf("xmllint refuses the JUnit file: %v\n%s", err, out)
-	}
-	var doc junitDoc
-	if err := xml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	if len(doc.Suites) != 1 {
-		t.Fatalf("%d suites", len(doc.Suites))
 	}
 	return doc
 }
 
-func TestJUnitHostileText(t *testing.T) {
-	res := hostileResult()
+// renderHostile renders hostileResult with write and checks what every
+// renderer owes its reader: no ESC or NUL (raw or JSON-escaped), valid
+// UTF-8.
+func renderHostile(t *testing.T, name string, write func(io.Writer, *orchestrate.Result) error) []byte {
+	t.Helper()
 	var buf bytes.Buffer
-	if err := JUnit(&buf, res); err != nil {
+	if err := write(&buf, hostileResult()); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.Bytes()
-	if bytes.IndexByte(out, 0x1b) >= 0 || !utf8.Valid(out) {
-		t.Fatal("JUnit output carries ESC or invalid UTF-8")
+	for _, bad := range []string{"\x1b", "\x00", `\u001b`, `\u0000`} {
+		if bytes.Contains(out, []byte(bad)) {
+			t.Errorf("%s: output carries %q", name, bad)
+		}
 	}
+	if !utf8.Valid(out) {
+		t.Errorf("%s: invalid UTF-8 in the output", name)
+	}
+	return out
+}
+
+func TestJUnitHostileText(t *testing.T) {
+	res := hostileResult()
+	out := renderHostile(t, "junit", JUnit)
 	doc := checkXML(t, out)
 	s := doc.Suites[0]
 	if len(s.Cases) != len(res.Nodes) || s.Tests != len(res.Nodes) || s.Failures != 1 || s.Errors != 2 {
@@ -421,23 +370,12 @@ func TestMarkdownSummaryHostileText(t *testing.T) {
 		"markdown": Markdown,
 		"summary":  func(w io.Writer, r *orchestrate.Result) error { return Summary(w, r, iostreams.ColorScheme{}) },
 	} {
-		var buf bytes.Buffer
-		if err := write(&buf, hostileResult()); err != nil {
-			t.Fatal(err)
-		}
-		out := buf.String()
-		if strings.IndexByte(out, 0x1b) >= 0 || strings.IndexByte(out, 0) >= 0 || !utf8.ValidString(out) {
-			t.Errorf("%s: ESC, NUL or invalid UTF-8 in the output", name)
-		}
+		out := string(renderHostile(t, name, write))
 		if !strings.Contains(out, "Error: Could not apply") || len(out) > 60<<10 {
 			t.Errorf("%s: %d bytes, message lost or not capped", name, len(out))
 		}
 	}
-	var buf bytes.Buffer
-	if err := Markdown(&buf, hostileResult()); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(buf.String(), "\n") {
+	for _, l := range strings.Split(string(renderHostile(t, "markdown", Markdown)), "\n") {
 		if strings.HasPrefix(l, "| agent-") && strings.Count(strings.ReplaceAll(l, `\|`, ""), "|") != 9 {
 			t.Errorf("table row broken: %q", l)
 		}
@@ -446,14 +384,7 @@ func TestMarkdownSummaryHostileText(t *testing.T) {
 
 func TestJSONHostileText(t *testing.T) {
 	res := hostileResult()
-	var buf bytes.Buffer
-	if err := JSON(&buf, res); err != nil {
-		t.Fatal(err)
-	}
-	out := buf.Bytes()
-	if bytes.IndexByte(out, 0x1b) >= 0 || bytes.Contains(out, []byte(`\u001b`)) || bytes.Contains(out, []byte(`\u0000`)) || !utf8.Valid(out) {
-		t.Fatal("JSON carries ESC, NUL or invalid UTF-8")
-	}
+	out := renderHostile(t, "json", func(w io.Writer, r *orchestrate.Result) error { return JSON(w, r) })
 	var got orchestrate.Result
 	if err := protocol.DecodeStrict(out, &got); err != nil {
 		t.Fatal(err)
@@ -472,7 +403,7 @@ func TestJSONHostileText(t *testing.T) {
 func TestJSONCleansEveryField(t *testing.T) {
 	const dirty = "\x1b[31mok\x00\xff"
 	res := &orchestrate.Result{Build: &protocol.Build{}, Masters: make([]orchestrate.MasterResult, 1),
-		Nodes: []orchestrate.NodeResult{{FailedResources: make([]protocol.FailedResource, 1)}}}
+		Nodes: []orchestrate.NodeResult{{Outcome: protocol.Outcome{FailedResources: make([]protocol.FailedResource, 1)}}}}
 	walkStrings(reflect.ValueOf(res), func(v reflect.Value) { v.SetString(dirty) })
 	var buf bytes.Buffer
 	if err := JSON(&buf, res); err != nil {
@@ -526,7 +457,7 @@ func TestSummaryColumnsAlignWithColour(t *testing.T) {
 	res.Nodes = append(res.Nodes,
 		orchestrate.NodeResult{Node: "agent-05", State: "running"},
 		orchestrate.NodeResult{Node: "agent-06-long-name", State: "skipped"},
-		orchestrate.NodeResult{Node: "agent-07", State: "interrupted", Message: "日本語 detail"})
+		orchestrate.NodeResult{Node: "agent-07", State: "interrupted", Outcome: protocol.Outcome{Message: "日本語 detail"}})
 	var buf bytes.Buffer
 	if err := Summary(&buf, res, ios.ColorScheme()); err != nil {
 		t.Fatal(err)
