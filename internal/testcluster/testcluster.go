@@ -28,6 +28,11 @@ type NodeSpec struct {
 	Name string            // serf node name, unique in the cluster
 	Tags map[string]string // serf tags
 	Env  []string          // extra environment for this agent (and so its handlers), "K=V"
+	// EncryptKey is serf's -encrypt gossip key (base64); empty: gossip in
+	// clear. Per node, so a test can start one without or with another key.
+	EncryptKey string
+	// ConfigDir is a serf -config-dir, e.g. one written by scripts/install.sh.
+	ConfigDir string
 }
 
 // Options apply to every agent of a cluster.
@@ -179,6 +184,12 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 			return nil, err
 		}
 		args = append(args, "-config-file", conf)
+	}
+	if s.EncryptKey != "" {
+		args = append(args, "-encrypt", s.EncryptKey)
+	}
+	if s.ConfigDir != "" {
+		args = append(args, "-config-dir", s.ConfigDir)
 	}
 	if first := c.Nodes(); len(first) > 0 {
 		args = append(args, "-join", first[0].BindAddr)
