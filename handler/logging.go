@@ -114,7 +114,7 @@ func (n *Node) logRecord(rec *Record, event string) protocol.RunRecord {
 		r.Phase = rec.Phase
 		r.Outcome = protocol.Outcome{
 			Reason: rec.Reason, Message: rec.Message, ExitCode: rec.ExitCode,
-			Changed: rec.Changed, Failed: rec.Failed, Total: rec.Total,
+			Changed: rec.Changed, Failed: rec.Failed, Total: rec.Total, Pending: rec.Pending,
 			DurationSec:   rec.Finished.Sub(rec.Started).Seconds(),
 			ConfigVersion: rec.ConfigVersion, FailedResources: rec.FailedResources,
 		}

@@ -26,6 +26,9 @@ type runSummary struct {
 		FailedToRestart int `yaml:"failed_to_restart"`
 		Total           int `yaml:"total"`
 	} `yaml:"resources"`
+	Events struct {
+		Noop int `yaml:"noop"` // a noop run: resources that would have changed
+	} `yaml:"events"`
 	Time struct {
 		Total   float64 `yaml:"total"`
 		LastRun int64   `yaml:"last_run"`

@@ -27,7 +27,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	dir := n.st.runDir(id)
 	outPath := filepath.Join(dir, "puppet.log")
 	jsonLog := filepath.Join(dir, "puppet.jsonl")
-	args := n.puppetArgs(rec.Environment, jsonLog)
+	args := n.puppetArgs(rec.Environment, rec.Puppet, jsonLog)
 	exit, runErr := runPuppet(ctx, n.killNow, args, outPath, n.cfg.Puppet.Timeout)
 
 	rec.Finished = time.Now()
@@ -50,6 +50,9 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 			rec.Changed = summary.Resources.Changed
 			rec.Failed = summary.Resources.Failed + summary.Resources.FailedToRestart
 			rec.Total = summary.Resources.Total
+			if rec.Puppet.Noop {
+				rec.Pending = summary.Events.Noop
+			}
 			rec.ConfigVersion = summary.configVersion()
 		}
 		rec.FailedResources = failedResources(entries)
@@ -71,11 +74,22 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	return nil
 }
 
-// puppetArgs builds the puppet command for one run.
-func (n *Node) puppetArgs(env, jsonLog string) []string {
+// puppetArgs builds the puppet command for one run. The flags were checked
+// against Puppet's tag syntax (protocol.PuppetFlags.Validate) and are
+// separate arguments, never shell words.
+func (n *Node) puppetArgs(env string, flags protocol.PuppetFlags, jsonLog string) []string {
 	var args []string
 	for _, a := range n.cfg.Puppet.Command {
 		args = append(args, strings.ReplaceAll(a, "{environment}", env))
+	}
+	if flags.Noop {
+		args = append(args, "--noop")
+	}
+	if flags.Tags != "" {
+		args = append(args, "--tags", flags.Tags)
+	}
+	if flags.SkipTags != "" {
+		args = append(args, "--skip_tags", flags.SkipTags)
 	}
 	if *n.cfg.Puppet.JSONLog {
 		args = append(args, "--logdest", "console", "--logdest", jsonLog)

@@ -31,12 +31,15 @@ type Record struct {
 	Reached     int              `json:"reached,omitempty"` // sync: nodes that answered the trigger
 	Build       *protocol.Build  `json:"build,omitempty"`
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
+	// Puppet is what the request passes through to Puppet (run records).
+	Puppet protocol.PuppetFlags `json:"puppet,omitzero"`
 
 	WorkerPID   int   `json:"worker_pid,omitempty"`
 	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
 
 	ExitCode        *int                      `json:"exit_code,omitempty"`
 	Changed         int                       `json:"changed,omitempty"`
+	Pending         int                       `json:"pending,omitempty"` // noop: resources that would change
 	Failed          int                       `json:"failed,omitempty"`
 	Total           int                       `json:"total,omitempty"`
 	ConfigVersion   string                    `json:"config_version,omitempty"`

@@ -66,7 +66,7 @@ func fillRun(st *protocol.Status, rec *Record) {
 	st.Phase, st.Reason, st.Message = rec.Phase, rec.Reason, rec.Message
 	st.Request, st.Applied = rec.request(), rec.ConfigVersion
 	st.Exit = rec.ExitCode
-	st.Changed, st.Failed, st.Total = rec.Changed, rec.Failed, rec.Total
+	st.Changed, st.Failed, st.Total, st.Pending = rec.Changed, rec.Failed, rec.Total, rec.Pending
 	if !rec.Started.IsZero() {
 		st.Started = rec.Started.Unix()
 	}

@@ -15,14 +15,7 @@ import (
 // far as it got) and an *Error for anything that decides the exit code
 // before the nodes do.
 func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
-	targets, masters, err := prepare(ctx, rpc, &opts, true)
-	if err != nil {
-		return nil, err
-	}
-	if len(masters) == 0 {
-		return nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
-	}
-	payload, err := deployPayload(&opts)
+	targets, masters, payload, err := prepareDeploy(ctx, rpc, &opts)
 	if err != nil {
 		return nil, err
 	}
@@ -40,6 +33,20 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	return w.finish(ctx, w.loop(ctx))
 }
 
+// prepareDeploy is prepare for a deploy: at least one master, and the
+// event's payload.
+func prepareDeploy(ctx context.Context, rpc RPC, opts *Options) (targets, masters []serfrpc.Member, payload []byte, err error) {
+	targets, masters, err = prepare(ctx, rpc, opts, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(masters) == 0 {
+		return nil, nil, nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
+	}
+	payload, err = deployPayload(opts)
+	return targets, masters, payload, err
+}
+
 // deployPayload builds the event, within serf's 512 bytes. The build's
 // context is the first thing to go when it does not fit: it helps tracing,
 // the deploy does not need it.
@@ -47,6 +54,7 @@ func deployPayload(opts *Options) ([]byte, error) {
 	d := protocol.Deploy{
 		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+		PuppetFlags: opts.Puppet,
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge
@@ -112,6 +120,10 @@ func prepare(ctx context.Context, rpc RPC, opts *Options, deploy bool) (targets,
 	}
 	if len(targets) == 0 {
 		return nil, nil, noTargets(opts.Filter)
+	}
+	if opts.MaxTargets > 0 && len(targets) > opts.MaxTargets {
+		return nil, nil, Errorf(ExitUsage, "%d nodes match %s, more than --max-targets %d; nothing was sent: narrow the filter (see `serfdeploy members`) or raise --max-targets",
+			len(targets), describe(opts.Filter), opts.MaxTargets)
 	}
 	return targets, masters, nil
 }

@@ -13,6 +13,7 @@ const (
 	ExitNoTargets  = 3 // no alive node matched the filters
 	ExitIncomplete = 4 // timed out, or a node was lost before finishing (and no run failed)
 	ExitInfra      = 5 // infrastructure: serf agent unreachable or auth refused, no master, code sync failed, logging service unreachable
+	ExitPending    = 6 // --noop: every target finished without failures and some would change (drift)
 )
 
 // Error is an error that carries the exit code it stands for.

@@ -2,11 +2,13 @@ package orchestrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
 // finish reads the final statuses from the logging service, builds the
@@ -22,8 +24,12 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 		res.Masters = append(res.Masters, *m)
 	}
 	if loopErr != nil {
+		if res.Fired && errors.Is(loopErr, serfrpc.ErrGone) {
+			// The runs do not depend on this agent: say how to pick them up.
+			loopErr = Errorf(ExitInfra, "%v; the runs go on: re-attach with `serfdeploy watch %s`", loopErr, w.opts.ID)
+		}
 		res.ExitCode = codeOf(loopErr)
-		res.Outcome = loopErr.Error()
+		res.Outcome, res.Error = loopErr.Error(), loopErr.Error()
 		return res, loopErr
 	}
 
@@ -35,6 +41,7 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 		res.StatusSource = "the logging service"
 		logErr = w.readLog(ctx)
 	}
+	applyPolicies(res.Nodes, w.opts)
 	res.ExitCode = decideExit(res.Nodes)
 	res.Outcome = outcome(res)
 	if n := w.reached(); res.ExitCode == ExitOK && n > len(w.heard) {
@@ -134,8 +141,22 @@ func outcome(res *Result) string {
 		ExitOK:         "every target finished without failures",
 		ExitFailed:     "a puppet run failed or did not happen",
 		ExitIncomplete: "not every target finished",
+		ExitPending:    "changes pending (noop: nothing was changed)",
 	}[res.ExitCode]
+	if p := pendingNodes(res.Nodes); p > 0 {
+		parts = append(parts, fmt.Sprintf("%d with pending changes", p))
+	}
 	return fmt.Sprintf("%s: %s (exit %d)", strings.Join(parts, ", "), what, res.ExitCode)
+}
+
+func pendingNodes(nodes []NodeResult) int {
+	n := 0
+	for _, node := range nodes {
+		if node.State == StateFinished && node.Pending > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // codeOf returns the exit code an error stands for.

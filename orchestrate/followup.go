@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,7 +19,7 @@ func NewResult(kind string, opts Options) *Result {
 	return &Result{
 		SchemaVersion: ResultSchema,
 		ID:            opts.ID, Kind: kind, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
-		Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(),
+		Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(), Noop: opts.Puppet.Noop,
 	}
 }
 
@@ -131,6 +133,9 @@ func (w *watch) applyFinal(t *NodeResult, rec protocol.RunRecord) {
 // deploy's, or "" when it did not (or it cannot be told: the environment
 // has no config_version of serfdeploy's).
 func (w *watch) staleDetail(applied string) string {
+	if w.opts.ExpectVersion != "" {
+		return versionMismatch(applied, w.opts.ExpectVersion)
+	}
 	if w.opts.Module == "" || applied == "" {
 		return ""
 	}
@@ -148,6 +153,29 @@ func (w *watch) staleDetail(applied string) string {
 		return ""
 	}
 	return fmt.Sprintf("applied %s at %s, not this deploy's %s: another deploy of the module replaced it", w.opts.Module, short(got), short(want))
+}
+
+// versionMismatch says how the code a run applied differs from
+// --expect-version, or "" when it matches: every module=commit expected is
+// applied (commits may be abbreviated), or the whole version is equal.
+func versionMismatch(applied, expected string) string {
+	want := protocol.ParseCodeVersion(expected)
+	if len(want) == 0 {
+		if applied == expected {
+			return ""
+		}
+		return fmt.Sprintf("applied code version %q, not the expected %q", protocol.OneLine(applied, 200), protocol.OneLine(expected, 200))
+	}
+	got := protocol.ParseCodeVersion(applied)
+	for _, m := range slices.Sorted(maps.Keys(want)) {
+		if c := want[m]; !sameCommit(got[m], c) {
+			if got[m] == "" {
+				return fmt.Sprintf("applied no serfdeploy version of %s, not the expected %s", m, short(c))
+			}
+			return fmt.Sprintf("applied %s at %s, not the expected %s", m, short(got[m]), short(c))
+		}
+	}
+	return ""
 }
 
 func sameCommit(a, b string) bool {

@@ -9,6 +9,12 @@ import (
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
+// What --on-disabled and --on-running choose between.
+const (
+	PolicyFail = "fail"
+	PolicySkip = "skip"
+)
+
 // Options drive a deploy or a run.
 type Options struct {
 	ID          string
@@ -19,6 +25,21 @@ type Options struct {
 	Filter      serfrpc.Filter
 	MasterTag   string // key=regexp naming the masters; default role=puppetmaster
 	Build       *protocol.Build
+	Puppet      protocol.PuppetFlags // --noop, --puppet-tags, --skip-tags
+
+	// MaxTargets refuses a deploy or run that matches more nodes (0: no
+	// limit): a wrong tag must not reach the whole fleet.
+	MaxTargets int
+	// OnDisabled and OnRunning say what a target whose Puppet agent is
+	// disabled, or busy with another run, means for the deploy: "fail"
+	// (the default: it did not apply the release) or "skip" (reported
+	// skipped, not a failure).
+	OnDisabled string
+	OnRunning  string
+	// ExpectVersion (run): a finished node whose applied code version
+	// differs is stale. "module=commit ..." as the masters write it
+	// (commits may be abbreviated), or Puppet's config_version verbatim.
+	ExpectVersion string
 
 	Timeout      time.Duration // the whole watch; default 30m
 	PollInterval time.Duration // between status polls; default 2s
@@ -91,6 +112,20 @@ func (o *Options) validate(deploy bool) error {
 	}
 	if _, err := MasterFilter(o.MasterTag); err != nil {
 		return err
+	}
+	if err := o.Puppet.Validate(); err != nil {
+		return &Error{Code: ExitUsage, Err: err}
+	}
+	for flag, v := range map[string]string{"--on-disabled": o.OnDisabled, "--on-running": o.OnRunning} {
+		if v != "" && v != PolicyFail && v != PolicySkip {
+			return Errorf(ExitUsage, "%s %q is not one of fail, skip", flag, v)
+		}
+	}
+	if o.MaxTargets < 0 {
+		return Errorf(ExitUsage, "--max-targets must be positive (got %d)", o.MaxTargets)
+	}
+	if deploy && o.ExpectVersion != "" {
+		return Errorf(ExitUsage, "--expect-version is for run; a deploy checks the code its masters installed")
 	}
 	return CheckFilter(o.Filter)
 }

@@ -33,8 +33,8 @@ func (w *watch) resend(ctx context.Context) error {
 		}
 		return nil
 	}
-	if w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < resendEvery || time.Since(w.lastSent) < resendEvery {
-		return nil
+	if w.runPayload == nil || w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < resendEvery || time.Since(w.lastSent) < resendEvery {
+		return nil // a watch that re-attached sends nothing
 	}
 	var waiting []string
 	for _, name := range w.order {
@@ -73,7 +73,7 @@ func (w *watch) noMasterHeard() bool {
 func runRequest(opts *Options) []byte {
 	b, _ := json.Marshal(protocol.RunRequest{
 		ID: opts.ID, Environment: opts.Environment, Module: opts.Module, Ref: opts.Ref,
-		SkipMasters: opts.Filter.Empty(), Build: opts.Build,
+		SkipMasters: opts.Filter.Empty(), Build: opts.Build, PuppetFlags: opts.Puppet,
 	})
 	return b
 }

@@ -77,6 +77,7 @@ type Result struct {
 	Ref           string          `json:"ref,omitempty"`
 	Environment   string          `json:"environment,omitempty"`
 	Filter        string          `json:"filter"`
+	Noop          bool            `json:"noop,omitempty"` // puppet ran with --noop: pending changes, nothing changed
 	Build         *protocol.Build `json:"build,omitempty"`
 	Masters       []MasterResult  `json:"masters,omitempty"`
 	Nodes         []NodeResult    `json:"nodes"`
@@ -107,7 +108,8 @@ func (r *Result) Counts() map[string]int {
 }
 
 // decideExit computes the exit code from the nodes' states: a failure beats
-// an incomplete deploy, which beats success.
+// an incomplete deploy, which beats pending changes (--noop), which beat
+// success.
 func decideExit(nodes []NodeResult) int {
 	code := ExitOK
 	for _, n := range nodes {
@@ -116,7 +118,27 @@ func decideExit(nodes []NodeResult) int {
 			return ExitFailed
 		case StateLost, StateTimeout, StateMissed, StateWaiting, StatePending, StateRunning, StateInterrupted:
 			code = ExitIncomplete
+		case StateFinished:
+			if n.Pending > 0 && code == ExitOK {
+				code = ExitPending
+			}
 		}
 	}
 	return code
+}
+
+// applyPolicies turns disabled and busy targets into skipped ones where
+// the user said so (--on-disabled skip, --on-running skip).
+func applyPolicies(nodes []NodeResult, opts *Options) {
+	for i := range nodes {
+		n := &nodes[i]
+		switch {
+		case n.State == StateDisabled && opts.OnDisabled == PolicySkip,
+			n.State == StateBusy && opts.OnRunning == PolicySkip:
+			if n.Reason == "" {
+				n.Reason = n.State
+			}
+			n.State = StateSkipped
+		}
+	}
 }

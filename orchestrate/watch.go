@@ -78,7 +78,7 @@ func (w *watch) loop(ctx context.Context) error {
 				// Count before marking: once marked, they are final.
 				n := w.unfinished()
 				w.giveUp(StateInterrupted, "the CLI stopped watching before it finished; the run goes on")
-				return Errorf(ExitIncomplete, "interrupted: %d node(s) had not finished; their runs go on: follow them with `serfdeploy status --id %s`", n, w.opts.ID)
+				return Errorf(ExitIncomplete, "interrupted: %d node(s) had not finished; their runs go on: re-attach with `serfdeploy watch %s` (or look with `serfdeploy status --id %s`)", n, w.opts.ID, w.opts.ID)
 			}
 			w.settleFromLog(context.Background(), true)
 			w.giveUp(StateTimeout, fmt.Sprintf("still unfinished at the %s timeout", w.opts.Timeout))
@@ -274,7 +274,7 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 	if state == StateWaiting {
 		return nil
 	}
-	t.ExitCode, t.Changed, t.Failed, t.Total, t.DurationSec = st.Exit, st.Changed, st.Failed, st.Total, st.Duration
+	t.ExitCode, t.Changed, t.Failed, t.Total, t.DurationSec, t.Pending = st.Exit, st.Changed, st.Failed, st.Total, st.Duration, st.Pending
 	t.ConfigVersion = st.Applied
 	t.Source = "status"
 	reason, message := st.Reason, st.Message

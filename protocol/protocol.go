@@ -51,6 +51,25 @@ type Deploy struct {
 	Nodes       []string          `json:"nodes,omitempty"` // exact node names
 	SkipMasters bool              `json:"skip_masters,omitempty"`
 	Build       *Build            `json:"build,omitempty"`
+	PuppetFlags
+}
+
+// PuppetFlags are what the user passes through to Puppet on every target.
+type PuppetFlags struct {
+	Noop     bool   `json:"noop,omitempty"`        // puppet --noop: report what would change, change nothing
+	Tags     string `json:"puppet_tags,omitempty"` // puppet --tags: comma-separated (not "tags": the deploy event has its target tags there)
+	SkipTags string `json:"skip_tags,omitempty"`   // puppet --skip_tags: comma-separated
+}
+
+// Validate checks the tag lists against Puppet's own tag syntax, so that
+// nothing else reaches a node's command line.
+func (f PuppetFlags) Validate() error {
+	for _, f := range [][2]string{{"--puppet-tags", f.Tags}, {"--skip-tags", f.SkipTags}} {
+		if v := f[1]; v != "" && (len(v) > 200 || !puppetTags.MatchString(v)) {
+			return fmt.Errorf("%s %q is not valid: comma-separated Puppet tags of lower-case letters, digits and _ . : -, e.g. motd,ntp::config (at most 200 characters)", f[0], Truncate(v, 64))
+		}
+	}
+	return nil
 }
 
 // RunRequest is the payload of the `puppetrun` query.
@@ -61,6 +80,7 @@ type RunRequest struct {
 	Ref         string `json:"ref,omitempty"`
 	SkipMasters bool   `json:"skip_masters,omitempty"`
 	Build       *Build `json:"build,omitempty"`
+	PuppetFlags
 }
 
 // Request is what the deploy event asks for.
@@ -186,6 +206,7 @@ type Status struct {
 	Failed     int     `json:"failed,omitempty"`
 	Total      int     `json:"total,omitempty"`
 	Duration   float64 `json:"dur,omitempty"`
+	Pending    int     `json:"pending,omitempty"`     // noop run: resources that would change
 	Started    int64   `json:"started,omitempty"`     // unix seconds
 	Finished   int64   `json:"finished,omitempty"`    // unix seconds
 	Running    string  `json:"running,omitempty"`     // id of the run in progress on this node now
@@ -219,6 +240,7 @@ var (
 	refName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
 	idName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$`)
 	nodeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	puppetTags = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.:-]*(,[a-z0-9_][a-z0-9_.:-]*)*$`)
 )
 
 // ValidModule checks a Puppet module name (lower case letters, digits and
@@ -266,6 +288,11 @@ func ValidTagFilter(key, re string) error {
 	if _, err := regexp.Compile(re); err != nil {
 		return fmt.Errorf("tag filter %q: the regexp does not compile: %s", key+"="+re, OneLine(err.Error(), 300))
 	}
+	// Receivers send it anchored (serfrpc.Anchor); an unclosed \Q would
+	// quote the anchoring away, and serf would then match no node at all.
+	if _, err := regexp.Compile("^(?:" + re + ")$"); err != nil {
+		return fmt.Errorf("tag filter %q: the regexp does not compile once anchored: %s", key+"="+re, OneLine(err.Error(), 300))
+	}
 	return nil
 }
 
@@ -303,7 +330,7 @@ func (d *Deploy) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return d.PuppetFlags.Validate()
 }
 
 // Validate checks a puppetrun request.
@@ -326,7 +353,7 @@ func (r *RunRequest) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return r.PuppetFlags.Validate()
 }
 
 // ErrTooLarge is returned when a message does not fit serf's limit.

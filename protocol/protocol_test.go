@@ -142,3 +142,27 @@ func FuzzDeployPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestPuppetFlagsSurviveTheDeployEvent: the event's target tags and the
+// Puppet tags must not share a JSON name (encoding/json drops the embedded
+// field silently when they do).
+func TestPuppetFlagsSurviveTheDeployEvent(t *testing.T) {
+	d := Deploy{ID: "d1", Module: "motd", Ref: "v1", Tags: map[string]string{"segment": "qa"},
+		PuppetFlags: PuppetFlags{Noop: true, Tags: "motd,ntp::config", SkipTags: "slow"}}
+	b, err := EncodeDeploy(&d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Deploy
+	if err := DecodeStrict(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.PuppetFlags != d.PuppetFlags || got.Tags["segment"] != "qa" {
+		t.Fatalf("decoded %+v from %s", got, b)
+	}
+	for _, bad := range []string{"motd;rm", "Motd", "a b", ",motd", strings.Repeat("a", 201)} {
+		if err := (PuppetFlags{Tags: bad}).Validate(); err == nil {
+			t.Errorf("puppet tags %q accepted", bad)
+		}
+	}
+}

@@ -17,6 +17,7 @@ type Outcome struct {
 	Changed         int              `json:"changed"`
 	Failed          int              `json:"failed"`
 	Total           int              `json:"total"`
+	Pending         int              `json:"pending,omitempty"` // noop run: resources that would change
 	DurationSec     float64          `json:"duration_sec"`
 	ConfigVersion   string           `json:"config_version,omitempty"`
 	FailedResources []FailedResource `json:"failed_resources,omitempty"`

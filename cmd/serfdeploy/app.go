@@ -31,6 +31,8 @@ const exitCodesHelp = `EXIT CODES:
    5  infrastructure: serf agent unreachable, gone or auth key refused, no
       master, code sync failed, logging service unreachable or refusing
       credentials
+   6  --noop: every target finished without failures and at least one has
+      pending changes (drift); 0 with --noop means no node would change
    Worth an automatic retry: 5, when the --result-file says "fired": false.
    Not worth one: 1, 2, 3.`
 
@@ -98,6 +100,7 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			deployCommand(env),
 			runCommand(env),
 			statusCommand(env),
+			watchCommand(env),
 			reportCommand(env),
 			handleCommand(env),
 			workerCommand(env),
@@ -150,12 +153,12 @@ func action(fn func(*cli.Context) error) cli.ActionFunc {
 
 func acceptsArgs(c *cli.Command) bool { return c.ArgsUsage != "" }
 
-// flagsFirst moves `report`'s positional argument after its flags:
-// urfave/cli stops parsing flags at the first positional one, and people
-// write `serfdeploy report ID --format json`. Every report flag but --help
-// takes a value.
+// flagsFirst moves the positional argument of `report` and `watch` after
+// their flags: urfave/cli stops parsing flags at the first positional one,
+// and people write `serfdeploy report ID --format json`. Every flag of
+// theirs but --help takes a value.
 func flagsFirst(args []string) []string {
-	if len(args) < 3 || args[1] != "report" {
+	if len(args) < 3 || (args[1] != "report" && args[1] != "watch") {
 		return args
 	}
 	flags, positional := []string{}, []string{}

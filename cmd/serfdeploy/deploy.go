@@ -2,18 +2,33 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/serfdeploy/serfdeploy/internal/render"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
-func watchFlags() []cli.Flag {
+// startFlags are deploy's and run's: what to start, and how safely.
+func startFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG when set, else a generated time-sortable id)"},
 		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: each node's configured one)"},
+		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "list the targets, the masters and what would be sent, send nothing, exit 0"},
+		&cli.BoolFlag{Name: "noop", Usage: "run Puppet with --noop: change nothing, exit 6 when a node has pending changes"},
+		&cli.StringFlag{Name: "puppet-tags", Usage: "apply only resources with these Puppet tags (comma-separated; puppet --tags)"},
+		&cli.StringFlag{Name: "skip-tags", Usage: "skip resources with these Puppet tags (comma-separated; puppet --skip_tags)"},
+		&cli.StringFlag{Name: "on-disabled", Value: orchestrate.PolicyFail, Usage: "a target whose Puppet agent is disabled: fail (exit 1) or skip (reported skipped with its message)"},
+		&cli.StringFlag{Name: "on-running", Value: orchestrate.PolicyFail, Usage: "a target busy with another Puppet run: fail (exit 1) or skip (reported skipped)"},
+	}
+}
+
+func watchFlags() []cli.Flag {
+	return []cli.Flag{
 		&cli.StringFlag{Name: "master-tag", Value: "role=puppetmaster", Usage: "key=regexp naming the Puppet masters"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Minute, Usage: "give up on nodes still running after this long (exit 4)"},
 		&cli.DurationFlag{Name: "poll-interval", Value: 2 * time.Second, Usage: "time between status polls"},
@@ -28,9 +43,13 @@ func deployCommand(env *cliEnv) *cli.Command {
 		"Fires serf's `deploy` event: each Puppet master fetches the module at --ref from git, installs\n"+
 			"it atomically into the environment's modulepath and triggers a Puppet run on the targets (the\n"+
 			"alive nodes matching --tag/--node; with no filter, every node but the masters). serfdeploy then\n"+
-			"polls every target until it has finished, failed or is lost, prints a summary and exits.",
-		&cli.StringFlag{Name: "module", Usage: "Puppet module name (required)"},
-		&cli.StringFlag{Name: "ref", Usage: "git branch, tag or commit to deploy (required)"},
+			"polls every target until it has finished, failed or is lost, prints a summary and exits.\n"+
+			"Ctrl-C or SIGTERM stops watching (exit 4) and leaves the runs going: `serfdeploy watch ID`\n"+
+			"picks them up again.",
+		append(startFlags(),
+			&cli.StringFlag{Name: "module", Usage: "Puppet module name (required)"},
+			&cli.StringFlag{Name: "ref", Usage: "git branch, tag or commit to deploy (required)"},
+		)...,
 	)
 }
 
@@ -38,7 +57,20 @@ func runCommand(env *cliEnv) *cli.Command {
 	return watchingCommand(env, "run", "start a Puppet run on the matching nodes (no code deploy) and watch it to the end",
 		"What `mco puppet runonce` does: fires the `puppetrun` query at the matching nodes (with no\n"+
 			"filter, every node but the masters) and watches the runs like deploy does. Nodes already\n"+
-			"running Puppet answer busy.")
+			"running Puppet answer busy.",
+		append(startFlags(),
+			&cli.StringFlag{Name: "expect-version", Usage: "fail (stale, exit 1) a node whose applied code differs: module=commit as `status` shows it, or Puppet's config_version"},
+		)...,
+	)
+}
+
+func watchCommand(env *cliEnv) *cli.Command {
+	cmd := watchingCommand(env, "watch", "re-attach to a deploy or run under way and follow it to the end",
+		"Finds the nodes and masters with a record of DEPLOY-ID (started by another serfdeploy, e.g. a\n"+
+			"Jenkins build that was aborted), follows them like deploy does and ends with the same summary,\n"+
+			"reports and exit code. Sends nothing but status queries.")
+	cmd.ArgsUsage = "DEPLOY-ID"
+	return cmd
 }
 
 // watchingCommand builds deploy and run: the same flags and workflow, but
@@ -61,8 +93,18 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 		return err
 	}
 	id := c.String("id")
+	if kind == "watch" {
+		if c.NArg() != 1 {
+			return usageErrorf("watch takes one deploy id, e.g. serfdeploy watch jenkins-release-42-k3f9")
+		}
+		id = c.Args().First()
+	}
 	opts := orchestrate.Options{ID: id, IDGiven: id != "", Module: c.String("module"), Ref: c.String("ref"),
-		Environment: c.String("environment"), Build: buildFromEnv(e.getenv)}
+		Environment: c.String("environment"), Build: buildFromEnv(e.getenv),
+		MaxTargets: c.Int("max-targets"), OnDisabled: c.String("on-disabled"), OnRunning: c.String("on-running"),
+		ExpectVersion: c.String("expect-version"),
+		Puppet:        protocol.PuppetFlags{Noop: c.Bool("noop"), Tags: c.String("puppet-tags"), SkipTags: c.String("skip-tags")},
+	}
 	reports, reportErr := checkReports(c)
 	if id == "" {
 		opts.ID = defaultID(e.getenv, time.Now())
@@ -75,6 +117,9 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 		return e.ended(c, kind, opts, reports, reportErr)
 	}
 	res, err := e.watch(c, kind, &opts)
+	if res == nil && err == nil {
+		return nil // --dry-run: nothing ran, no report
+	}
 	if res == nil {
 		return e.ended(c, kind, opts, reports, err)
 	}
@@ -155,13 +200,23 @@ func (e *cliEnv) watch(c *cli.Context, kind string, opts *orchestrate.Options) (
 		return nil, err
 	}
 	defer client.Close()
+	if c.Bool("dry-run") {
+		plan, err := orchestrate.DryRun(ctx, client, *opts, kind == "deploy")
+		if err != nil {
+			return nil, err
+		}
+		return nil, e.printPlan(c, plan)
+	}
 
 	out := newProgress(e.io)
 	opts.Observer = out.observer()
 	out.start(kind + " " + opts.ID)
 	defer out.stop()
-	if kind == "deploy" {
+	switch kind {
+	case "deploy":
 		return orchestrate.Deploy(ctx, client, *opts)
+	case "watch":
+		return orchestrate.Watch(ctx, client, *opts)
 	}
 	return orchestrate.Run(ctx, client, *opts)
 }
@@ -172,5 +227,25 @@ func checkDurations(c *cli.Context, names ...string) error {
 			return usageErrorf("--%s must be positive (got %s)", n, c.Duration(n))
 		}
 	}
+	return nil
+}
+
+// printPlan shows what --dry-run found: the targets, the masters and what
+// would be sent.
+func (e *cliEnv) printPlan(c *cli.Context, p *orchestrate.Plan) error {
+	if jsonOutput(c) {
+		return render.JSON(e.io.Out, p)
+	}
+	out := e.io.Out
+	fmt.Fprintf(out, "dry run of %s %s: nothing was sent\n", p.Kind, p.ID)
+	fmt.Fprintf(out, "targets (%d, %s): %s\n", len(p.Targets), p.Filter, strings.Join(p.Targets, " "))
+	if len(p.Masters) > 0 {
+		fmt.Fprintf(out, "masters (%d): %s\n", len(p.Masters), strings.Join(p.Masters, " "))
+	}
+	size := ""
+	if p.EventSize > 0 {
+		size = fmt.Sprintf(" (%d of serf's 512 bytes)", p.EventSize)
+	}
+	fmt.Fprintf(out, "would send %s%s: %s\n", p.Send, size, p.Payload)
 	return nil
 }

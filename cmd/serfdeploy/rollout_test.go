@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/fleet"
+)
+
+// runRecords lists the ids of the run records on a node: what its handler
+// took, whoever sent it.
+func runRecords(t *testing.T, f *fleet.Fleet, node string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(f.StateDir(node), "runs"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Name())
+	}
+	return ids
+}
+
+// TestTargetingSafety: --max-targets refuses before anything is sent,
+// --dry-run lists targets, masters and the payload and sends nothing, and
+// Puppet tags that are not Puppet's syntax never leave the CLI.
+func TestTargetingSafety(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--max-targets", "2", "--id", "too-many")...)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "3 nodes match") || !strings.Contains(r.Stderr, "--max-targets 2") {
+		t.Fatalf("--max-targets: %s", r)
+	}
+
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--dry-run", "--id", "dry-one", "--noop", "--puppet-tags", "motd")...)
+	if r.Code != 0 {
+		t.Fatalf("--dry-run: %s", r)
+	}
+	for _, want := range []string{"dry run of deploy dry-one: nothing was sent", "targets (2, --tag segment=qa): agent-01 agent-02",
+		"masters (1): master-01", "would send event deploy (", `"noop":true`, `"puppet_tags":"motd"`} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Fatalf("--dry-run output lacks %q:\n%s", want, r)
+		}
+	}
+	r = f.CLI(nil, "run", "--tag", "segment=prod", "--dry-run", "--format", "json", "--id", "dry-two")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"targets": [`) || !strings.Contains(r.Stdout, `"agent-03"`) || !strings.Contains(r.Stdout, `"send": "query puppetrun"`) {
+		t.Fatalf("run --dry-run --format json: %s", r)
+	}
+
+	for _, bad := range [][]string{{"--puppet-tags", "motd;rm -rf /"}, {"--skip-tags", "Big Tag"}, {"--on-disabled", "maybe"}} {
+		r = f.CLI(nil, deployArgs(append([]string{"--ref", "v1", "--tag", "segment=qa"}, bad...)...)...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, bad[0]) || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 1 {
+			t.Fatalf("%v: %s", bad, r)
+		}
+	}
+
+	// Give a delivered event time to reach the handlers, then look: no
+	// node took anything, and no module was installed.
+	time.Sleep(2 * time.Second)
+	for _, n := range []string{"master-01", "agent-01", "agent-02", "agent-03"} {
+		if ids := runRecords(t, f, n); len(ids) != 0 {
+			t.Fatalf("%s has records %v: something was sent", n, ids)
+		}
+	}
+	if f.File("agent-01") != "" {
+		t.Fatal("a refused or dry deploy applied the module")
+	}
+}
+
+// TestNoopPendingChanges: a noop deploy reports the pending changes with
+// exit 6 and changes nothing; after the real deploy a noop run exits 0.
+// --puppet-tags reaches Puppet, and run --expect-version catches a node
+// whose applied code is not the one expected.
+func TestNoopPendingChanges(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--noop", "--format", "json")...)
+	if r.Code != 6 {
+		t.Fatalf("noop deploy: want exit 6: %s", r)
+	}
+	res := decodeResult(t, r)
+	if !res.Noop || len(res.Nodes) != 2 || !strings.Contains(res.Outcome, "2 with pending changes") {
+		t.Fatalf("noop result %+v", res)
+	}
+	for _, n := range res.Nodes {
+		if n.State != "finished" || n.Pending < 1 || n.Changed != 0 {
+			t.Fatalf("%s: %+v", n.Node, n)
+		}
+	}
+	if f.File("agent-01") != "" || f.File("agent-02") != "" {
+		t.Fatal("a noop deploy changed a file")
+	}
+
+	// A tag no resource has: Puppet applies nothing.
+	r = f.CLI(nil, "run", "--tag", "segment=qa", "--puppet-tags", "no_such_tag", "--poll-interval", "500ms")
+	if r.Code != 0 || f.File("agent-01") != "" {
+		t.Fatalf("run --puppet-tags no_such_tag: %s (file %q)", r, f.File("agent-01"))
+	}
+
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa")...)
+	if r.Code != 0 || f.File("agent-01") == "" {
+		t.Fatalf("real deploy: %s", r)
+	}
+	r = f.CLI(nil, "run", "--tag", "segment=qa", "--noop", "--poll-interval", "500ms")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "every target finished without failures") {
+		t.Fatalf("noop run after the deploy: want exit 0: %s", r)
+	}
+
+	v1 := f.Repo.Rev("v1")
+	r = f.CLI(nil, "run", "--tag", "segment=qa", "--expect-version", "motd="+v1[:10], "--poll-interval", "500ms")
+	if r.Code != 0 {
+		t.Fatalf("--expect-version of the installed commit: %s", r)
+	}
+	r = f.CLI(nil, "run", "--tag", "segment=qa", "--expect-version", "motd=0123456789", "--poll-interval", "500ms", "--format", "json")
+	if r.Code != 1 {
+		t.Fatalf("--expect-version of another commit: want exit 1: %s", r)
+	}
+	for _, n := range decodeResult(t, r).Nodes {
+		if n.State != "stale" || !strings.Contains(n.Message, "not the expected 0123456789") {
+			t.Fatalf("%s: %+v", n.Node, n)
+		}
+	}
+}
+
+// TestDisabledNodeSkipped: with --on-disabled skip a disabled agent is
+// reported skipped with its message (JUnit skipped) and the deploy passes;
+// the others apply the release.
+func TestDisabledNodeSkipped(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	if err := f.Puppet["agent-01"].Disable("kernel upgrade by bob"); err != nil {
+		t.Fatal(err)
+	}
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--on-disabled", "skip", "--junit", junit, "--format", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("want exit 0: %s", r)
+	}
+	got := states(decodeResult(t, r))
+	if got["agent-01"] != "skipped" || got["agent-02"] != "finished" {
+		t.Fatalf("states %v", got)
+	}
+	if f.File("agent-01") != "" || f.File("agent-02") == "" {
+		t.Fatal("the disabled agent applied the release, or the other did not")
+	}
+	doc := parseJUnit(t, junit)
+	for _, c := range doc.Suites[0].Cases {
+		if c.Name == "agent-01" && (c.Skipped == nil || !strings.Contains(c.Skipped.Message, "kernel upgrade by bob")) {
+			t.Fatalf("agent-01 case %+v", c)
+		}
+	}
+}
+
+// TestWatchReattaches: a deploy stopped by SIGTERM (a Jenkins abort) exits
+// 4, says how to re-attach and leaves the run going; `watch ID` from
+// another process follows it to the end with the deploy's exit code and
+// reports. An unknown id is exit 3.
+func TestWatchReattaches(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	f.Repo.CommitModule("v2-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 8' }`)
+	cmd := exec.Command(bin, deployArgs("--ref", "v2-slow", "--node", "agent-01", "--id", "aborted-7")...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr, "NO_COLOR=1"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Abort once the node has taken the run (stderr is not read while the
+	// process writes it).
+	waitFor(t, time.Minute, func() bool { return len(runRecords(t, f, "agent-01")) > 0 })
+	time.Sleep(time.Second)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 4 || !strings.Contains(stderr.String(), "serfdeploy watch aborted-7") {
+		t.Fatalf("aborted deploy: exit %d (%v)\n%s", code, err, stderr.String())
+	}
+
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	r := f.CLI(nil, "watch", "aborted-7", "--poll-interval", "500ms", "--junit", junit, "--format", "json")
+	if r.Code != 0 {
+		t.Fatalf("watch: %s", r)
+	}
+	res := decodeResult(t, r)
+	if res.Kind != "deploy" || res.Module != "motd" || res.Ref != "v2-slow" || res.Fired || states(res)["agent-01"] != "finished" || len(res.Nodes) != 1 {
+		t.Fatalf("watch result %+v", res)
+	}
+	if got := f.File("agent-01"); got != "motd v2-slow on agent-01\n" {
+		t.Fatalf("agent-01 file %q", got)
+	}
+	if doc := parseJUnit(t, junit); len(doc.Suites[0].Cases) != 1 {
+		t.Fatalf("junit cases %+v", doc.Suites[0].Cases)
+	}
+	if ids := runRecords(t, f, "agent-01"); len(ids) != 1 {
+		t.Fatalf("agent-01 ran %v: watch must not start a run", ids)
+	}
+
+	if r := f.CLI(nil, "watch", "no-such-deploy"); r.Code != 3 || !strings.Contains(r.Stderr, "no node has a record of deploy id no-such-deploy") {
+		t.Fatalf("watch of an unknown id: %s", r)
+	}
+}

@@ -1,0 +1,70 @@
+package orchestrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// Watch re-attaches to a deploy or run already under way, started by
+// another process (a Jenkins build that was aborted, say), and follows it
+// to the end like Deploy and Run do, with the same result and exit code.
+// It sends nothing but status queries. The nodes and masters with a record
+// of opts.ID are its targets, and what it was for (module, ref,
+// environment) comes from their records.
+func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
+	opts.setDefaults()
+	opts.IDGiven = true
+	if err := protocol.ValidID(opts.ID); err != nil {
+		return nil, &Error{Code: ExitUsage, Err: err}
+	}
+	_, masterList, err := Targets(ctx, rpc, serfrpc.Filter{}, opts.MasterTag)
+	if err != nil {
+		return nil, interruptedOr(ctx, err, "listing the members")
+	}
+	isMaster := map[string]bool{}
+	for _, m := range masterList {
+		isMaster[m.Name] = true
+	}
+	var targets, masters []serfrpc.Member
+	var req *protocol.Request
+	_, err = rpc.Query(ctx, knownQuery(opts.ID, serfrpc.Filter{}, func(r serfrpc.Response) {
+		var st protocol.Status
+		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 || st.Node != r.From {
+			return
+		}
+		hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped
+		hasSync := st.Sync != "" && st.Sync != protocol.PhaseUnknown
+		if hasRun {
+			targets = append(targets, serfrpc.Member{Name: r.From})
+		}
+		if hasSync && isMaster[r.From] {
+			masters = append(masters, serfrpc.Member{Name: r.From})
+		}
+		if (hasRun || hasSync) && (req == nil || req.Module == "" && st.Request.Module != "") {
+			r := st.Request
+			req = &r
+		}
+	}))
+	if err != nil {
+		return nil, interruptedOr(ctx, err, "looking for the nodes that know the deploy id")
+	}
+	if req == nil {
+		return nil, Errorf(ExitNoTargets, "no node has a record of deploy id %s: check the id (it is the first line deploy printed, and in its reports)", opts.ID)
+	}
+	opts.Module, opts.Ref, opts.Environment = req.Module, req.Ref, req.Environment
+	kind := "run"
+	if opts.Module != "" {
+		kind = "deploy"
+	}
+	w := newWatch(rpc, &opts, kind, targets, masters)
+	if len(masters) == 0 {
+		w.triggeredAt = time.Now()
+	}
+	w.observer.note(fmt.Sprintf("watching %s %s (%s): %d node(s) and %d master(s) have a record of it", kind, opts.ID, req, len(targets), len(masters)))
+	return w.finish(ctx, w.loop(ctx))
+}
