@@ -38,6 +38,8 @@ func (n *Node) Handle(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		case protocol.QueryPuppetStatus:
 			n.flushSpoolLater()
 			return n.handleStatus(stdin, stdout)
+		case protocol.QueryPuppetDisable, protocol.QueryPuppetEnable:
+			return n.handleLock(stdin, stdout, name == protocol.QueryPuppetDisable)
 		}
 		return n.runCustom(ctx, "query-"+name, stdin, stdout)
 	default:

@@ -37,6 +37,9 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 			st.Phase = "idle"
 		}
 		st.LogSetAside, _ = logclient.Spool{Dir: n.st.spoolDir()}.Rejected()
+		if msg, disabled := puppetDisabled(n.cfg.Puppet.StateDir); disabled {
+			st.Disabled = msg
+		}
 		return n.writeStatus(stdout, &st)
 	}
 
@@ -79,7 +82,7 @@ func fillRun(st *protocol.Status, rec *Record) {
 }
 
 func (n *Node) writeStatus(stdout io.Writer, st *protocol.Status) error {
-	msgs := []*string{&st.Message, &st.SyncMsg}
+	msgs := []*string{&st.Message, &st.SyncMsg, &st.Disabled}
 	if st.Last != nil {
 		msgs = append(msgs, &st.Last.Message)
 	}

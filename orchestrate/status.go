@@ -38,26 +38,10 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 	if queryTimeout == 0 {
 		queryTimeout = 5 * time.Second
 	}
-	members, err := rpc.Members(ctx, f, serfrpc.StatusAlive)
-	if err != nil {
-		return nil, infra(err)
-	}
-	if len(members) == 0 {
-		return nil, Errorf(ExitNoTargets, "no alive node matched %s; check the filters with `serfdeploy members`", f.String())
-	}
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: id})
-	res, err := rpc.Query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload,
-		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: queryTimeout, Expect: names(members), Resend: resendQuery,
-	})
+	members, answers, err := askAll(ctx, rpc, f, protocol.QueryPuppetStatus, payload, queryTimeout)
 	if err != nil {
-		// The agent went away or ctx ended: what came back is not the
-		// fleet's answer.
-		return nil, interruptedOr(ctx, err, "asking the nodes")
-	}
-	answers := map[string][]byte{}
-	for _, r := range res.Responses {
-		answers[r.From] = r.Payload
+		return nil, err
 	}
 	rep := &StatusReport{ID: id, Filter: f.String()}
 	var states []NodeResult
@@ -131,4 +115,31 @@ func nobodyKnows(nodes []NodeStatus) bool {
 		}
 	}
 	return true
+}
+
+// askAll sends one query to every alive node f matches and returns them
+// with their answers by name.
+func askAll(ctx context.Context, rpc RPC, f serfrpc.Filter, query string, payload []byte, timeout time.Duration) ([]serfrpc.Member, map[string][]byte, error) {
+	members, err := rpc.Members(ctx, f, serfrpc.StatusAlive)
+	if err != nil {
+		return nil, nil, infra(err)
+	}
+	if len(members) == 0 {
+		return nil, nil, Errorf(ExitNoTargets, "no alive node matched %s; check the filters with `serfdeploy members`", f.String())
+	}
+	res, err := rpc.Query(ctx, serfrpc.Query{
+		Name: query, Payload: payload,
+		Filter: serfrpc.Filter{Nodes: names(members)}, Timeout: timeout, Expect: names(members), Resend: resendQuery,
+		Patience: pollPatience,
+	})
+	if err != nil {
+		// The agent went away or ctx ended: what came back is not the
+		// fleet's answer.
+		return nil, nil, interruptedOr(ctx, err, "asking the nodes")
+	}
+	answers := map[string][]byte{}
+	for _, r := range res.Responses {
+		answers[r.From] = r.Payload
+	}
+	return members, answers, nil
 }

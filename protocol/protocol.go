@@ -18,7 +18,43 @@ const (
 	EventDeploy       = "deploy"
 	QueryPuppetRun    = "puppetrun"
 	QueryPuppetStatus = "puppet-status"
+	// puppet-disable and puppet-enable set or clear Puppet's own agent lock
+	// (what `puppet agent --disable "why"` writes), so that Puppet run by
+	// hand or by cron honours it too.
+	QueryPuppetDisable = "puppet-disable"
+	QueryPuppetEnable  = "puppet-enable"
 )
+
+// LockRequest is the payload of puppet-disable (Message: why) and
+// puppet-enable (empty).
+type LockRequest struct {
+	Message string `json:"msg,omitempty"`
+}
+
+// LockAnswer is a node's answer to puppet-disable or puppet-enable.
+type LockAnswer struct {
+	V       int    `json:"v"`
+	Node    string `json:"node"`
+	Result  string `json:"result"` // LockDisabled, LockEnabled, LockAlready or LockError
+	Message string `json:"msg,omitempty"`
+}
+
+// Results of puppet-disable and puppet-enable.
+const (
+	LockDisabled = "disabled" // now disabled
+	LockEnabled  = "enabled"  // now enabled
+	LockAlready  = "already"  // it was so already; Message says why it was disabled
+	LockError    = "error"
+)
+
+// ValidDisableMessage checks the reason given for disabling Puppet: it is
+// shown by Puppet on every refused run and by serfdeploy in reports.
+func ValidDisableMessage(s string) error {
+	if strings.TrimSpace(s) == "" || len(s) > 300 || OneLine(s, 300) != s {
+		return fmt.Errorf("the disable message must be one line of plain text, 1 to 300 characters, saying why and who (e.g. \"kernel upgrade, bob\")")
+	}
+	return nil
+}
 
 // Serf's limits, measured on serf 0.8: a larger event or query is refused by
 // the agent; a larger query response is dropped with only a warning in the
@@ -223,6 +259,9 @@ type Status struct {
 	// LogSetAside counts, with an empty request ID, the log records the
 	// logging service refused for good, kept in the node's spool/rejected.
 	LogSetAside int `json:"log_set_aside,omitempty"`
+	// Disabled, with an empty request ID, says why Puppet is disabled on
+	// this node (its agent lock), if it is.
+	Disabled string `json:"disabled,omitempty"`
 }
 
 // Done reports whether the phase is final for an agent's run.

@@ -101,6 +101,8 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			runCommand(env),
 			statusCommand(env),
 			watchCommand(env),
+			disableCommand(env),
+			enableCommand(env),
 			reportCommand(env),
 			handleCommand(env),
 			workerCommand(env),

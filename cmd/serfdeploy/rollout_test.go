@@ -127,18 +127,44 @@ func TestNoopPendingChanges(t *testing.T) {
 	}
 }
 
-// TestDisabledNodeSkipped: with --on-disabled skip a disabled agent is
-// reported skipped with its message (JUnit skipped) and the deploy passes;
-// the others apply the release.
-func TestDisabledNodeSkipped(t *testing.T) {
+// TestDisableEnableAndSkip: `disable` sets Puppet's own agent lock on the
+// matching nodes (never the whole fleet by default) and keeps another
+// operator's reason; deploy reports disabled nodes failed, or skipped with
+// their message (JUnit skipped) under --on-disabled skip; `status` shows
+// it, and the code each node applied; `enable` clears it.
+func TestDisableEnableAndSkip(t *testing.T) {
 	f := qaFleet(t, fleet.Options{})
-	if err := f.Puppet["agent-01"].Disable("kernel upgrade by bob"); err != nil {
-		t.Fatal(err)
+	if r := f.CLI(nil, "disable", "--message", "no filter"); r.Code != 2 || !strings.Contains(r.Stderr, "needs --tag or --node") {
+		t.Fatalf("disable without a filter: %s", r)
+	}
+	if r := f.CLI(nil, "disable", "--node", "agent-01", "--message", "bad\x1b[31m"); r.Code != 2 {
+		t.Fatalf("disable with escape codes in the message: %s", r)
+	}
+	r := f.CLI(nil, "disable", "--node", "agent-01", "--message", "kernel upgrade, bob")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "agent-01  disabled") {
+		t.Fatalf("disable: %s", r)
+	}
+	lock, err := os.ReadFile(filepath.Join(f.Puppet["agent-01"].StateDir(), "agent_disabled.lock"))
+	if err != nil || string(lock) != `{"disabled_message":"kernel upgrade, bob"}` {
+		t.Fatalf("Puppet's lock file: %q %v", lock, err)
+	}
+	r = f.CLI(nil, "disable", "--tag", "segment=qa", "--message", "second opinion", "--format", "json")
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"result": "already"`) || !strings.Contains(r.Stdout, "kernel upgrade, bob") {
+		t.Fatalf("disable again: %s", r)
+	}
+	// agent-02 was disabled by that second call; enable it again.
+	if r := f.CLI(nil, "enable", "--node", "agent-02"); r.Code != 0 || !strings.Contains(r.Stdout, "enabled") {
+		t.Fatalf("enable agent-02: %s", r)
+	}
+
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
+	if r.Code != 1 || states(decodeResult(t, r))["agent-01"] != "disabled" {
+		t.Fatalf("deploy to a disabled node: want exit 1: %s", r)
 	}
 	junit := filepath.Join(t.TempDir(), "junit.xml")
-	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--on-disabled", "skip", "--junit", junit, "--format", "json")...)
+	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--on-disabled", "skip", "--junit", junit, "--format", "json")...)
 	if r.Code != 0 {
-		t.Fatalf("want exit 0: %s", r)
+		t.Fatalf("--on-disabled skip: want exit 0: %s", r)
 	}
 	got := states(decodeResult(t, r))
 	if got["agent-01"] != "skipped" || got["agent-02"] != "finished" {
@@ -149,9 +175,20 @@ func TestDisabledNodeSkipped(t *testing.T) {
 	}
 	doc := parseJUnit(t, junit)
 	for _, c := range doc.Suites[0].Cases {
-		if c.Name == "agent-01" && (c.Skipped == nil || !strings.Contains(c.Skipped.Message, "kernel upgrade by bob")) {
+		if c.Name == "agent-01" && (c.Skipped == nil || !strings.Contains(c.Skipped.Message, "kernel upgrade, bob")) {
 			t.Fatalf("agent-01 case %+v", c)
 		}
+	}
+	r = f.CLI(nil, "status", "--tag", "segment=qa")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "idle, disabled") || !strings.Contains(r.Stdout, "motd="+f.Repo.Rev("v1")) {
+		t.Fatalf("status: %s", r)
+	}
+
+	if r := f.CLI(nil, "enable", "--node", "agent-01"); r.Code != 0 || !strings.Contains(r.Stdout, "kernel upgrade, bob") {
+		t.Fatalf("enable: %s", r)
+	}
+	if r := f.CLI(nil, "run", "--node", "agent-01", "--poll-interval", "500ms"); r.Code != 0 || f.File("agent-01") == "" {
+		t.Fatalf("run after enable: %s", r)
 	}
 }
 

@@ -57,12 +57,12 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 	if rep.ID != "" {
 		fmt.Fprintln(tw, "NODE\tROLE\tPHASE\tEXIT\tCHANGED\tFAILED\tTOTAL\tDETAIL")
 	} else {
-		fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tLAST DEPLOY\tLAST RESULT\tEXIT\tAGE\tDETAIL")
+		fmt.Fprintln(tw, "NODE\tROLE\tSTATE\tLAST DEPLOY\tLAST RESULT\tEXIT\tAGE\tCODE\tDETAIL")
 	}
 	for _, n := range rep.Nodes {
 		st := n.Status
 		if st == nil {
-			fmt.Fprintf(tw, "%s\t-\tno answer\t\t\t\t\t%s\n", n.Node, n.Problem)
+			fmt.Fprintf(tw, "%s\t-\tno answer\t\t\t\t\t\t%s\n", n.Node, n.Problem)
 			continue
 		}
 		if rep.ID != "" {
@@ -80,9 +80,15 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 		if st.Running != "" {
 			state = "running " + st.Running
 		}
-		last, result, exit, age, detail := "-", "-", "-", "-", ""
+		if st.Disabled != "" {
+			state += ", disabled"
+		}
+		last, result, exit, age, code, detail := "-", "-", "-", "-", "-", ""
 		if l := st.Last; l != nil {
 			last, result, exit, detail = l.ID, l.Phase, protocol.ExitText(l.Exit), l.Message
+			if l.Applied != "" {
+				code = l.Applied
+			}
 			if l.Reason != "" {
 				detail = l.Reason + ": " + detail
 			}
@@ -90,10 +96,13 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 				age = now.Sub(time.Unix(l.Finished, 0)).Round(time.Second).String()
 			}
 		}
+		if st.Disabled != "" {
+			detail = strings.TrimPrefix(detail+"; "+st.Disabled, "; ")
+		}
 		if st.LogSetAside > 0 {
 			detail = strings.TrimPrefix(detail+fmt.Sprintf("; %d log record(s) refused by the logging service, kept in spool/rejected", st.LogSetAside), "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, code, detail)
 	}
 	return tw.Flush()
 }
