@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,20 +75,22 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	if req.SkipMasters && n.isMaster() {
 		return finalize(protocol.PhaseSkipped, "", "masters were not targeted", protocol.RunSkipped)
 	}
-	if running := n.st.active(); running != "" {
-		answer.Running = running
-		return finalize(protocol.PhaseBusy, protocol.ReasonLocked,
-			fmt.Sprintf("run %s was in progress; this one was not started", running), protocol.RunBusy)
-	}
 	if msg, disabled := puppetDisabled(n.cfg.Puppet.StateDir); disabled {
 		return finalize(protocol.PhaseDisabled, protocol.ReasonDisabled, msg, protocol.RunDisabled)
 	}
-	if pid, held := puppetLockHeld(n.cfg.Puppet.StateDir); held {
-		return finalize(protocol.PhaseBusy, protocol.ReasonLocked,
-			fmt.Sprintf("another puppet run (pid %d) holds the agent's lock; this one was not started", pid), protocol.RunBusy)
-	}
-
-	if err := n.st.setActive(rec.ID); err != nil {
+	if busy, running := n.busyWith(); busy != "" {
+		answer.Running = running
+		if req.WaitSec == 0 {
+			return finalize(protocol.PhaseBusy, protocol.ReasonLocked, busy+"; this one was not started", protocol.RunBusy)
+		}
+		// Queued: the worker starts Puppet when the other run ends.
+		rec.WaitUntil = time.Now().Add(time.Duration(req.WaitSec) * time.Second)
+		rec.Message = busy + "; this one is queued behind it"
+		answer.Result, answer.Message = protocol.RunQueued, rec.Message
+		if err := n.st.save(rec); err != nil { // before the worker reads it
+			return err
+		}
+	} else if err := n.st.setActive(rec.ID); err != nil {
 		return err
 	}
 	pid, err := n.worker(WorkRun, rec.ID)
@@ -100,9 +103,67 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	n.log.Printf("run %s: started worker %d", rec.ID, pid)
-	answer.Result = protocol.RunStarted
+	if answer.Result == "" {
+		answer.Result = protocol.RunStarted
+	}
 	return reply()
 }
+
+// busyWith says what run is in progress on this node, if any: one of
+// serfdeploy's (its id in running) or another Puppet holding the agent's
+// lock. The caller holds the state lock.
+func (n *Node) busyWith() (busy, running string) {
+	if running := n.st.active(); running != "" {
+		return fmt.Sprintf("run %s was in progress", running), running
+	}
+	if pid, held := puppetLockHeld(n.cfg.Puppet.StateDir); held {
+		return fmt.Sprintf("another puppet run (pid %d) held the agent's lock", pid), ""
+	}
+	return "", ""
+}
+
+// waitTurn holds a queued run until no other is in progress, then makes it
+// the active one; at rec.WaitUntil it gives up and records the run busy
+// (errGaveUp). It checks every waitPoll.
+func (n *Node) waitTurn(ctx context.Context, rec *Record) error {
+	for {
+		unlock, err := n.st.lock()
+		if err != nil {
+			return err
+		}
+		busy, _ := n.busyWith()
+		if busy == "" {
+			err = n.st.setActive(rec.ID)
+			unlock()
+			return err
+		}
+		unlock()
+		if time.Now().After(rec.WaitUntil) {
+			rec.Phase, rec.Reason, rec.Finished = protocol.PhaseBusy, protocol.ReasonLocked, time.Now()
+			rec.Message = fmt.Sprintf("%s until the wait ended (%s); this one was not started", busy, rec.WaitUntil.Sub(rec.Created).Round(time.Second))
+			if err := n.st.saveLocked(rec); err != nil {
+				return err
+			}
+			return errGaveUp
+		}
+		select {
+		case <-ctx.Done():
+			rec.Phase, rec.Reason, rec.Finished = protocol.PhaseFailed, protocol.ReasonInterrupted, time.Now()
+			rec.Message = "the worker was stopped while the run waited for its turn"
+			if err := n.st.saveLocked(rec); err != nil {
+				return err
+			}
+			return errGaveUp
+		case <-time.After(waitPoll):
+		}
+	}
+}
+
+// waitPoll is how often a queued run looks whether its turn has come.
+const waitPoll = 500 * time.Millisecond
+
+// errGaveUp: a queued run never got its turn; its record says why.
+var errGaveUp = errors.New("the queued run did not get its turn")
 
 // puppetDisabled reads puppet's agent_disabled.lock, which `puppet agent
 // --disable "message"` writes as {"disabled_message": "..."}.

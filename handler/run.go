@@ -17,6 +17,15 @@ import (
 // workRun is an agent's worker for one run: run puppet, classify the result
 // from the evidence, record it, and report it to the logging service.
 func (n *Node) workRun(ctx context.Context, id string) error {
+	if queued, err := n.st.load(id, KindRun); err == nil && !queued.WaitUntil.IsZero() {
+		if err := n.waitTurn(ctx, queued); err != nil {
+			if errors.Is(err, errGaveUp) {
+				n.report(ctx, queued, "finished")
+				return nil
+			}
+			return err
+		}
+	}
 	rec, err := n.st.startWorker(id, KindRun, protocol.PhaseRunning)
 	if err != nil {
 		return err

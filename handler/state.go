@@ -33,6 +33,9 @@ type Record struct {
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
 	// Puppet is what the request passes through to Puppet (run records).
 	Puppet protocol.PuppetFlags `json:"puppet,omitzero"`
+	// WaitUntil: a queued run (another was in progress) waits for its turn
+	// until then, and is then recorded busy.
+	WaitUntil time.Time `json:"wait_until,omitzero"`
 
 	WorkerPID   int   `json:"worker_pid,omitempty"`
 	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
@@ -325,6 +328,7 @@ func (s *state) startWorker(id, kind, phase string) (*Record, error) {
 		if phase != "" {
 			r.Phase = phase
 		}
+		r.Message = "" // a queued run's "queued behind" is over
 		r.Started = time.Now()
 	})
 }

@@ -137,7 +137,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	}
 	payload, err := json.Marshal(protocol.RunRequest{
 		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
-		SkipMasters: d.SkipMasters, Build: d.Build, PuppetFlags: d.PuppetFlags,
+		SkipMasters: d.SkipMasters, Build: d.Build, PuppetFlags: d.PuppetFlags, WaitSec: d.WaitSec,
 	})
 	if err != nil {
 		return "", 0, err

@@ -54,7 +54,7 @@ func deployPayload(opts *Options) ([]byte, error) {
 	d := protocol.Deploy{
 		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
-		PuppetFlags: opts.Puppet,
+		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(),
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge

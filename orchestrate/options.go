@@ -13,6 +13,7 @@ import (
 const (
 	PolicyFail = "fail"
 	PolicySkip = "skip"
+	PolicyWait = "wait" // --on-running only: the busy target queues the run
 )
 
 // Options drive a deploy or a run.
@@ -32,8 +33,9 @@ type Options struct {
 	MaxTargets int
 	// OnDisabled and OnRunning say what a target whose Puppet agent is
 	// disabled, or busy with another run, means for the deploy: "fail"
-	// (the default: it did not apply the release) or "skip" (reported
-	// skipped, not a failure).
+	// (the default here: it did not apply the release) or "skip" (reported
+	// skipped, not a failure); OnRunning may also be "wait": the target
+	// queues the run until the other ends, within Timeout.
 	OnDisabled string
 	OnRunning  string
 	// ExpectVersion (run): a finished node whose applied code version
@@ -73,6 +75,15 @@ func (o *Options) setDefaults() {
 	if o.LogWait == 0 {
 		o.LogWait = 30 * time.Second
 	}
+}
+
+// waitSec is how long a busy target queues the run (--on-running wait):
+// as long as the watch lasts.
+func (o *Options) waitSec() int {
+	if o.OnRunning != PolicyWait {
+		return 0
+	}
+	return int(o.Timeout.Seconds())
 }
 
 // request is what these options ask for, as the nodes' records name it.
@@ -116,10 +127,11 @@ func (o *Options) validate(deploy bool) error {
 	if err := o.Puppet.Validate(); err != nil {
 		return &Error{Code: ExitUsage, Err: err}
 	}
-	for flag, v := range map[string]string{"--on-disabled": o.OnDisabled, "--on-running": o.OnRunning} {
-		if v != "" && v != PolicyFail && v != PolicySkip {
-			return Errorf(ExitUsage, "%s %q is not one of fail, skip", flag, v)
-		}
+	if v := o.OnDisabled; v != "" && v != PolicyFail && v != PolicySkip {
+		return Errorf(ExitUsage, "--on-disabled %q is not one of fail, skip", v)
+	}
+	if v := o.OnRunning; v != "" && v != PolicyFail && v != PolicySkip && v != PolicyWait {
+		return Errorf(ExitUsage, "--on-running %q is not one of wait, skip, fail", v)
 	}
 	if o.MaxTargets < 0 {
 		return Errorf(ExitUsage, "--max-targets must be positive (got %d)", o.MaxTargets)

@@ -73,7 +73,7 @@ func (w *watch) noMasterHeard() bool {
 func runRequest(opts *Options) []byte {
 	b, _ := json.Marshal(protocol.RunRequest{
 		ID: opts.ID, Environment: opts.Environment, Module: opts.Module, Ref: opts.Ref,
-		SkipMasters: opts.Filter.Empty(), Build: opts.Build, PuppetFlags: opts.Puppet,
+		SkipMasters: opts.Filter.Empty(), Build: opts.Build, PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(),
 	})
 	return b
 }

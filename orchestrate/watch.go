@@ -342,6 +342,9 @@ func (w *watch) runAnswer(r serfrpc.Response) {
 	case protocol.RunStarted, protocol.RunAlready:
 		w.heard[r.From] = true
 		w.set(t, StatePending, "", "")
+	case protocol.RunQueued:
+		w.heard[r.From] = true
+		w.set(t, StatePending, "queued", a.Message)
 	case protocol.RunBusy:
 		w.set(t, StateBusy, protocol.ReasonLocked, a.Message)
 	case protocol.RunDisabled:

@@ -87,6 +87,10 @@ type Deploy struct {
 	Nodes       []string          `json:"nodes,omitempty"` // exact node names
 	SkipMasters bool              `json:"skip_masters,omitempty"`
 	Build       *Build            `json:"build,omitempty"`
+	// WaitSec: a target busy with another run queues this one and waits
+	// up to this many seconds for it to end (--on-running wait); 0: the
+	// target answers busy at once.
+	WaitSec int `json:"wait_s,omitempty"`
 	PuppetFlags
 }
 
@@ -116,6 +120,7 @@ type RunRequest struct {
 	Ref         string `json:"ref,omitempty"`
 	SkipMasters bool   `json:"skip_masters,omitempty"`
 	Build       *Build `json:"build,omitempty"`
+	WaitSec     int    `json:"wait_s,omitempty"` // as Deploy.WaitSec
 	PuppetFlags
 }
 
@@ -137,6 +142,7 @@ const (
 	RunSkipped  = "skipped"  // this node is a master and masters were not targeted
 	RunDisabled = "disabled" // puppet is administratively disabled here; Message has the reason
 	RunRejected = "rejected" // the request was invalid; Message says why
+	RunQueued   = "queued"   // another run is in progress; this one starts when it ends (WaitSec)
 )
 
 // RunAnswer is a node's answer to `puppetrun`. With RunAlready, Request
@@ -369,6 +375,9 @@ func (d *Deploy) Validate() error {
 			return err
 		}
 	}
+	if d.WaitSec < 0 {
+		return fmt.Errorf("wait_s %d is negative", d.WaitSec)
+	}
 	return d.PuppetFlags.Validate()
 }
 
@@ -391,6 +400,9 @@ func (r *RunRequest) Validate() error {
 		if err := ValidRef(r.Ref); err != nil {
 			return err
 		}
+	}
+	if r.WaitSec < 0 {
+		return fmt.Errorf("wait_s %d is negative", r.WaitSec)
 	}
 	return r.PuppetFlags.Validate()
 }

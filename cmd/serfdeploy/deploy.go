@@ -23,7 +23,7 @@ func startFlags() []cli.Flag {
 		&cli.StringFlag{Name: "puppet-tags", Usage: "apply only resources with these Puppet tags (comma-separated; puppet --tags)"},
 		&cli.StringFlag{Name: "skip-tags", Usage: "skip resources with these Puppet tags (comma-separated; puppet --skip_tags)"},
 		&cli.StringFlag{Name: "on-disabled", Value: orchestrate.PolicyFail, Usage: "a target whose Puppet agent is disabled: fail (exit 1) or skip (reported skipped with its message)"},
-		&cli.StringFlag{Name: "on-running", Value: orchestrate.PolicyFail, Usage: "a target busy with another Puppet run: fail (exit 1) or skip (reported skipped)"},
+		&cli.StringFlag{Name: "on-running", Value: orchestrate.PolicyWait, Usage: "a target busy with another Puppet run: wait (queue this run until it ends, within --timeout), skip (reported skipped) or fail (exit 1)"},
 	}
 }
 

@@ -279,7 +279,7 @@ func TestRunAndBusy(t *testing.T) {
 		done <- f.CLI(nil, deployArgs("--ref", "v3-slow", "--node", "agent-01", "--id", "slow-one")...)
 	}()
 	waitFile(t, filepath.Join(f.StateDir("agent-01"), "active"))
-	r = f.CLI(nil, append([]string{"run", "--node", "agent-01", "--format", "json"}, fast...)...)
+	r = f.CLI(nil, append([]string{"run", "--node", "agent-01", "--format", "json", "--on-running", "fail"}, fast...)...)
 	if r.Code != 1 {
 		t.Fatalf("run during a run: %s", r)
 	}
@@ -291,8 +291,27 @@ func TestRunAndBusy(t *testing.T) {
 	if !strings.Contains(st.Stdout, "running slow-one") {
 		t.Fatalf("status during the run: %s", st)
 	}
+	// By default (--on-running wait) the run queues behind the other and
+	// starts when it ends: never two Puppet runs at once.
+	r = f.CLI(nil, append([]string{"run", "--node", "agent-01", "--id", "queued-one", "--format", "json"}, fast...)...)
+	if r.Code != 0 || states(decodeResult(t, r))["agent-01"] != "finished" {
+		t.Fatalf("queued run: %s", r)
+	}
+	if !strings.Contains(r.Stderr, "queued behind it") {
+		t.Fatalf("the queued run was not reported queued:\n%s", r.Stderr)
+	}
 	if first := <-done; first.Code != 0 {
 		t.Fatalf("the slow deploy: %s", first)
+	}
+	var slow, queued struct{ Started, Finished time.Time }
+	for id, rec := range map[string]any{"slow-one": &slow, "queued-one": &queued} {
+		b, err := os.ReadFile(filepath.Join(f.StateDir("agent-01"), "runs", id, "run.json"))
+		if err != nil || json.Unmarshal(b, rec) != nil {
+			t.Fatalf("record of %s: %v %s", id, err, b)
+		}
+	}
+	if queued.Started.Before(slow.Finished) {
+		t.Fatalf("the queued run started at %s, before the other ended at %s", queued.Started, slow.Finished)
 	}
 	// The refused run is not the node's last run: the last one Puppet made
 	// is (before, the newest record won, hiding the real run).
@@ -301,7 +320,7 @@ func TestRunAndBusy(t *testing.T) {
 	if err := json.Unmarshal([]byte(st.Stdout), &rep); err != nil || len(rep.Nodes) != 1 || rep.Nodes[0].Status.Last == nil {
 		t.Fatalf("status after the busy refusal: %v %s", err, st)
 	}
-	if last := rep.Nodes[0].Status.Last; last.ID != "slow-one" || last.Phase != "finished" {
+	if last := rep.Nodes[0].Status.Last; last.ID != "queued-one" || last.Phase != "finished" {
 		t.Fatalf("last run after a busy refusal: %+v", last)
 	}
 }

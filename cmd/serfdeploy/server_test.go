@@ -114,7 +114,7 @@ func TestServerDisabledAndBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer release()
-	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json", "--on-running", "fail")...)
 	if r.Code != 1 {
 		t.Fatalf("want exit 1: %s", r)
 	}
