@@ -60,6 +60,8 @@ type Options struct {
 	PuppetTimeout time.Duration
 	// ExtraConfig is appended to every node's YAML config.
 	ExtraConfig string
+	// NetNS runs the agents in this network namespace (testcluster.Options).
+	NetNS string
 }
 
 // Fleet is a running cluster with its module repository.
@@ -123,7 +125,7 @@ func Start(t testing.TB, opts Options) *Fleet {
 		// is completed below, before any deploy.
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, "")), 0o644))
 	}
-	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, RPCAuth: opts.RPCAuth}, specs...)
+	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, RPCAuth: opts.RPCAuth, NetNS: opts.NetNS}, specs...)
 	for _, n := range f.Cluster.Nodes() {
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, n.RPCAddr)), 0o644))
 	}

@@ -44,6 +44,13 @@ type Options struct {
 	Env         []string      // extra environment for every agent
 	Profile     string        // serf -profile; default "local" (failure detection in seconds)
 	JoinTimeout time.Duration // default 30s
+	// NetNS, when set, runs every agent inside that network namespace
+	// (`ip netns exec NetNS serf agent ...`; the caller creates it and
+	// brings its lo up), so that a test can shape the agents' traffic with
+	// the namespace's own firewall without touching the host's. The serf
+	// CLI calls that reach the agents' RPC (members, leave) run there too:
+	// 127.0.0.1 in the namespace is not the host's.
+	NetNS string
 }
 
 // Cluster is a set of running agents.
@@ -151,6 +158,9 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.taken(bindPort, rpcPort) {
+		return nil, fmt.Errorf("port %d or %d is already another agent's", bindPort, rpcPort)
+	}
 	nodeDir := filepath.Join(c.dir, s.Name)
 	if err := os.MkdirAll(nodeDir, 0o755); err != nil {
 		return nil, err
@@ -199,7 +209,7 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command("serf", args...)
+	cmd := c.serf(args...)
 	cmd.Dir = nodeDir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(append(os.Environ(), c.opts.Env...), s.Env...)
@@ -228,6 +238,30 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 	}
 	n.kill()
 	return nil, fmt.Errorf("agent's RPC at %s did not answer within 10s", n.RPCAddr)
+}
+
+// serf is the serf command with args, inside Options.NetNS when set
+// (`ip netns exec` execs serf in its own process: the pid, and so the
+// process group and Pdeathsig, are serf's).
+func (c *Cluster) serf(args ...string) *exec.Cmd {
+	if c.opts.NetNS != "" {
+		return exec.Command("ip", append([]string{"netns", "exec", c.opts.NetNS, "serf"}, args...)...)
+	}
+	return exec.Command("serf", args...)
+}
+
+// taken reports whether a port is one of the cluster's agents': freePort
+// asks the host, which does not see the ports bound in Options.NetNS.
+func (c *Cluster) taken(ports ...int) bool {
+	for _, n := range c.Nodes() {
+		for _, p := range ports {
+			s := fmt.Sprintf(":%d", p)
+			if strings.HasSuffix(n.BindAddr, s) || strings.HasSuffix(n.RPCAddr, s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // freePort finds a loopback port free for TCP (and for UDP too when udp is
@@ -267,7 +301,7 @@ func (c *Cluster) members(n *Node) ([]Member, error) {
 	if c.opts.RPCAuth != "" {
 		args = append(args, "-rpc-auth", c.opts.RPCAuth)
 	}
-	cmd := exec.Command("serf", args...)
+	cmd := c.serf(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -387,7 +421,7 @@ func (n *Node) Stop() {
 	if n.cluster.opts.RPCAuth != "" {
 		args = append(args, "-rpc-auth", n.cluster.opts.RPCAuth)
 	}
-	_ = exec.Command("serf", args...).Run()
+	_ = n.cluster.serf(args...).Run()
 	select {
 	case <-n.exited:
 	case <-time.After(10 * time.Second):
