@@ -54,6 +54,14 @@ type Record struct {
 }
 
 // request is what the record was made for.
+// final reports whether the record's worker is done with it: a run or sync
+// that ended, a master that fired the trigger, or one that only synced
+// (the CLI triggers the runs batch by batch).
+func (r *Record) final() bool {
+	return protocol.Done(r.Phase) || r.Phase == protocol.PhaseTriggered ||
+		(r.Phase == protocol.PhaseSynced && !r.Finished.IsZero())
+}
+
 // setWorker names the worker process that took the record, so that a status
 // query can tell a dead worker from a running one (and a reused pid).
 func (r *Record) setWorker(pid int) {
@@ -270,7 +278,7 @@ func (s state) prune(keep int) {
 // reconcile turns a record whose worker vanished into a failure: a run whose
 // worker died is reported failed, not running forever.
 func (s state) reconcile(r *Record) *Record {
-	if r == nil || protocol.Done(r.Phase) || r.Phase == protocol.PhaseTriggered {
+	if r == nil || r.final() {
 		return r
 	}
 	if r.WorkerPID == 0 {
@@ -293,7 +301,7 @@ func (s state) reconcile(r *Record) *Record {
 	if err != nil {
 		return r
 	}
-	if protocol.Done(now.Phase) || now.Phase == protocol.PhaseTriggered || now.workerAlive() ||
+	if now.final() || now.workerAlive() ||
 		(now.WorkerPID == 0 && time.Since(now.Created) < 30*time.Second) {
 		return now
 	}

@@ -44,6 +44,11 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		return err
 	}
 	n.log.Printf("deploy %s: %s", id, rec.Message)
+	if rec.Deploy.SyncOnly {
+		rec.Finished = time.Now()
+		rec.Message += "; the CLI starts the runs in batches"
+		return n.st.saveLocked(rec)
+	}
 
 	summary, reached, err := n.trigger(ctx, rec.Deploy)
 	if errors.Is(err, serfrpc.ErrAuth) {

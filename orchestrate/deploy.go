@@ -22,6 +22,9 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
+	if opts.batched() {
+		return rollout(ctx, rpc, opts, "deploy", targets, masters, payload)
+	}
 
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
 	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts), time.Now()
@@ -54,7 +57,7 @@ func deployPayload(opts *Options) ([]byte, error) {
 	d := protocol.Deploy{
 		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
-		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(),
+		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(), SyncOnly: opts.batched(),
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge
@@ -90,21 +93,12 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
-	w := newWatch(rpc, &opts, "run", targets, nil)
-	payload := runRequest(&opts)
-	w.runPayload = payload
-	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
-	w.res.Fired = true
-	_, err = w.query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetRun, Payload: payload, Filter: opts.Filter,
-		Timeout: opts.QueryTimeout, Expect: names(targets), Resend: resendQuery, Patience: pollPatience,
-		OnResponse: w.runAnswer,
-	})
-	if err != nil {
-		return w.finish(ctx, interruptedOr(ctx, err, "sending the run request"))
+	if opts.batched() {
+		return rollout(ctx, rpc, opts, "run", targets, nil, nil)
 	}
-	w.triggeredAt, w.lastSent = time.Now(), time.Now()
-	return w.finish(ctx, w.loop(ctx))
+	w := newWatch(rpc, &opts, "run", targets, nil)
+	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
+	return w.finish(ctx, w.fireRuns(ctx, opts.Filter))
 }
 
 // prepare validates the options and resolves the targets (at least one) and

@@ -38,6 +38,12 @@ type Options struct {
 	// queues the run until the other ends, within Timeout.
 	OnDisabled string
 	OnRunning  string
+	// Batch ("N" or "N%" of the targets) and Canary (a first batch of N)
+	// start the runs batch by batch; MaxFailures ("N" or "N%") is how many
+	// targets may fail before no further batch starts (default 0).
+	Batch       string
+	Canary      int
+	MaxFailures string
 	// ExpectVersion (run): a finished node whose applied code version
 	// differs is stale. "module=commit ..." as the masters write it
 	// (commits may be abbreviated), or Puppet's config_version verbatim.
@@ -135,6 +141,9 @@ func (o *Options) validate(deploy bool) error {
 	}
 	if o.MaxTargets < 0 {
 		return Errorf(ExitUsage, "--max-targets must be positive (got %d)", o.MaxTargets)
+	}
+	if err := o.checkRollout(); err != nil {
+		return err
 	}
 	if deploy && o.ExpectVersion != "" {
 		return Errorf(ExitUsage, "--expect-version is for run; a deploy checks the code its masters installed")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
 
 func TestExitWithPendingChanges(t *testing.T) {
@@ -54,5 +55,35 @@ func TestVersionMismatch(t *testing.T) {
 	}
 	if msg := versionMismatch(applied, "apache=0123"); !strings.Contains(msg, "no serfdeploy version of apache") {
 		t.Errorf("missing module: %q", msg)
+	}
+}
+
+func TestBatches(t *testing.T) {
+	var targets []serfrpc.Member
+	for _, n := range []string{"n5", "n1", "n4", "n2", "n3", "n6", "n7"} {
+		targets = append(targets, serfrpc.Member{Name: n})
+	}
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Batch: "3"}, "n1 n2 n3|n4 n5 n6|n7"},
+		{Options{Batch: "30%"}, "n1 n2 n3|n4 n5 n6|n7"}, // 30% of 7 rounds up to 3
+		{Options{Canary: 1}, "n1|n2 n3 n4 n5 n6 n7"},
+		{Options{Canary: 2, Batch: "4"}, "n1 n2|n3 n4 n5 n6|n7"},
+		{Options{Canary: 9}, "n1 n2 n3 n4 n5 n6 n7"},
+	} {
+		var parts []string
+		for _, b := range batches(targets, &c.opts) {
+			parts = append(parts, strings.Join(names(b), " "))
+		}
+		if got := strings.Join(parts, "|"); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.opts, got, c.want)
+		}
+	}
+	for _, bad := range []Options{{Batch: "0%"}, {Batch: "0"}, {Batch: "x"}, {Batch: "101%"}, {MaxFailures: "1"}, {Canary: 1, MaxFailures: "-1"}} {
+		if err := bad.checkRollout(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
 	}
 }

@@ -91,6 +91,9 @@ type Deploy struct {
 	// up to this many seconds for it to end (--on-running wait); 0: the
 	// target answers busy at once.
 	WaitSec int `json:"wait_s,omitempty"`
+	// SyncOnly: masters install the code and fire no puppetrun; the CLI
+	// starts the runs itself, batch by batch (--batch, --canary).
+	SyncOnly bool `json:"sync_only,omitempty"`
 	PuppetFlags
 }
 

@@ -18,6 +18,9 @@ func startFlags() []cli.Flag {
 		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG when set, else a generated time-sortable id)"},
 		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: each node's configured one)"},
 		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match"},
+		&cli.StringFlag{Name: "batch", Usage: "start the runs in batches of N or N% of the targets, each watched to the end before the next"},
+		&cli.IntFlag{Name: "canary", Usage: "a first batch of N targets, then the rest (in --batch batches)"},
+		&cli.StringFlag{Name: "max-failures", Usage: "with batches: how many targets (N or N%) may fail before no further batch starts (default 0); the targets not started are reported skipped"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "list the targets, the masters and what would be sent, send nothing, exit 0"},
 		&cli.BoolFlag{Name: "noop", Usage: "run Puppet with --noop: change nothing, exit 6 when a node has pending changes"},
 		&cli.StringFlag{Name: "puppet-tags", Usage: "apply only resources with these Puppet tags (comma-separated; puppet --tags)"},
@@ -102,6 +105,7 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	opts := orchestrate.Options{ID: id, IDGiven: id != "", Module: c.String("module"), Ref: c.String("ref"),
 		Environment: c.String("environment"), Build: buildFromEnv(e.getenv),
 		MaxTargets: c.Int("max-targets"), OnDisabled: c.String("on-disabled"), OnRunning: c.String("on-running"),
+		Batch: c.String("batch"), Canary: c.Int("canary"), MaxFailures: c.String("max-failures"),
 		ExpectVersion: c.String("expect-version"),
 		Puppet:        protocol.PuppetFlags{Noop: c.Bool("noop"), Tags: c.String("puppet-tags"), SkipTags: c.String("skip-tags")},
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,5 +238,79 @@ func TestWatchReattaches(t *testing.T) {
 
 	if r := f.CLI(nil, "watch", "no-such-deploy"); r.Code != 3 || !strings.Contains(r.Stderr, "no node has a record of deploy id no-such-deploy") {
 		t.Fatalf("watch of an unknown id: %s", r)
+	}
+}
+
+// runTimes reads when a node's run of id started and finished.
+func runTimes(t *testing.T, f *fleet.Fleet, node, id string) (started, finished time.Time) {
+	t.Helper()
+	var rec struct{ Started, Finished time.Time }
+	b, err := os.ReadFile(filepath.Join(f.StateDir(node), "runs", id, "run.json"))
+	if err != nil || json.Unmarshal(b, &rec) != nil {
+		t.Fatalf("record of %s on %s: %v %s", id, node, err, b)
+	}
+	return rec.Started, rec.Finished
+}
+
+// TestRollout: --batch runs one batch after another; a canary that fails
+// stops the rollout with the other targets skipped and untouched (exit 1);
+// --max-failures lets the rollout go on past a failure.
+func TestRollout(t *testing.T) {
+	f := qaFleet(t, fleet.Options{})
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--batch", "1", "--id", "rollout-1", "--format", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("--batch 1: %s", r)
+	}
+	res := decodeResult(t, r)
+	if got := states(res); len(got) != 3 || got["agent-01"] != "finished" || got["agent-03"] != "finished" {
+		t.Fatalf("states %v", got)
+	}
+	if len(res.Masters) != 1 || res.Masters[0].Phase != "synced" {
+		t.Fatalf("masters %+v: they only sync in a rollout", res.Masters)
+	}
+	_, end1 := runTimes(t, f, "agent-01", "rollout-1")
+	start2, end2 := runTimes(t, f, "agent-02", "rollout-1")
+	start3, _ := runTimes(t, f, "agent-03", "rollout-1")
+	if start2.Before(end1) || start3.Before(end2) {
+		t.Fatalf("batches overlapped: agent-01 ended %s, agent-02 ran %s-%s, agent-03 started %s", end1, start2, end2, start3)
+	}
+
+	f.Repo.CommitModule("v2-canary-fails", f.Files, failOn("agent-01"))
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	r = f.CLI(nil, deployArgs("--ref", "v2-canary-fails", "--canary", "1", "--batch", "2", "--junit", junit, "--format", "json")...)
+	if r.Code != 1 {
+		t.Fatalf("failing canary: want exit 1: %s", r)
+	}
+	res = decodeResult(t, r)
+	if got := states(res); got["agent-01"] != "failed" || got["agent-02"] != "skipped" || got["agent-03"] != "skipped" {
+		t.Fatalf("states %v", got)
+	}
+	for _, n := range res.Nodes[1:] {
+		if n.Reason != "not_started" || !strings.Contains(n.Message, "over --max-failures 0") {
+			t.Fatalf("%s: %+v", n.Node, n)
+		}
+	}
+	for _, n := range []string{"agent-02", "agent-03"} {
+		if got := f.File(n); got != "motd v1 on "+n+"\n" {
+			t.Fatalf("%s was touched after the canary failed: %q", n, got)
+		}
+	}
+	for _, c := range parseJUnit(t, junit).Suites[0].Cases {
+		if c.Name != "agent-01" && (c.Skipped == nil || !strings.Contains(c.Skipped.Message, "not started")) {
+			t.Fatalf("case %+v", c)
+		}
+	}
+
+	f.Repo.CommitModule("v3-one-fails", f.Files, failOn("agent-01"))
+	r = f.CLI(nil, deployArgs("--ref", "v3-one-fails", "--canary", "1", "--max-failures", "1", "--format", "json")...)
+	if r.Code != 1 {
+		t.Fatalf("--max-failures 1: want exit 1: %s", r)
+	}
+	if got := states(decodeResult(t, r)); got["agent-01"] != "failed" || got["agent-02"] != "finished" || got["agent-03"] != "finished" {
+		t.Fatalf("--max-failures 1: states %v", got)
+	}
+
+	if r := f.CLI(nil, deployArgs("--ref", "v1", "--max-failures", "1")...); r.Code != 2 || !strings.Contains(r.Stderr, "give --batch or --canary") {
+		t.Fatalf("--max-failures without batches: %s", r)
 	}
 }
