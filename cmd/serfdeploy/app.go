@@ -23,9 +23,10 @@ const exitCodesHelp = `EXIT CODES:
       another deploy's code (stale)
    2  usage or bad input (unknown flag, malformed --tag, oversize event, an
       unwritable report path, an --id used for another request, a git ref
-      or module the master's repository does not have)
-   3  nothing matched: no alive node matched the filters (report: no record
-      of that deploy id)
+      or module the master's repository does not have, more targets than
+      --max-targets)
+   3  nothing matched: no alive node matched the filters (report, watch: no
+      record of that deploy id)
    4  incomplete: timed out, interrupted, a node was lost or never got the
       run, or a master reached more nodes than answered (and no run failed)
    5  infrastructure: serf agent unreachable, gone or auth key refused, no

@@ -73,6 +73,14 @@ func watchCommand(env *cliEnv) *cli.Command {
 			"Jenkins build that was aborted), follows them like deploy does and ends with the same summary,\n"+
 			"reports and exit code. Sends nothing but status queries.")
 	cmd.ArgsUsage = "DEPLOY-ID"
+	// The deploy's own records say which nodes it reached: no filter.
+	var flags []cli.Flag
+	for _, f := range cmd.Flags {
+		if name := f.Names()[0]; name != "tag" && name != "node" {
+			flags = append(flags, f)
+		}
+	}
+	cmd.Flags = flags
 	return cmd
 }
 
