@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,6 +166,54 @@ func TestDeployLostNodeExits4(t *testing.T) {
 	}
 	if !strings.Contains(res.Nodes[1].Message, "failed") {
 		t.Fatalf("lost message %q does not say serf saw it fail", res.Nodes[1].Message)
+	}
+}
+
+// TestLeftNodeHasAGraceToComeBack: a target whose agent left (an agent
+// restart) and came back within LeaveGrace is followed to its result; one
+// that stays away is lost after it.
+func TestLeftNodeHasAGraceToComeBack(t *testing.T) {
+	for _, back := range []bool{true, false} {
+		f := cluster(finishedOK)
+		var running atomic.Bool
+		running.Store(true)
+		finished := f.answer
+		f.answer = func(n, q string, p []byte) []byte {
+			if n == "qa2" && q == protocol.QueryPuppetStatus && running.Load() {
+				return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseRunning})
+			}
+			return finished(n, q, p)
+		}
+		f.onPoll = func(f *fakeRPC, poll int) {
+			if poll != 2 {
+				return
+			}
+			f.setStatus("qa2", serfrpc.StatusLeft)
+			if back {
+				time.AfterFunc(200*time.Millisecond, func() {
+					f.mu.Lock()
+					defer f.mu.Unlock()
+					f.setStatus("qa2", serfrpc.StatusAlive)
+					running.Store(false)
+				})
+			}
+		}
+		opts := qaOptions("d-left")
+		opts.LeaveGrace = 300 * time.Millisecond
+		if back {
+			opts.LeaveGrace = time.Minute
+		}
+		res, err := Deploy(context.Background(), f, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, code := StateFinished, ExitOK
+		if !back {
+			want, code = StateLost, ExitIncomplete
+		}
+		if res.Nodes[1].State != want || res.ExitCode != code {
+			t.Fatalf("back %v: qa2 %+v, exit %d", back, res.Nodes[1], res.ExitCode)
+		}
 	}
 }
 

@@ -55,6 +55,11 @@ type Options struct {
 	// MissedAfter is how long a target may know nothing of the run after it
 	// was triggered before it is reported as never having received it.
 	MissedAfter time.Duration // default 20s
+	// LeaveGrace is how long a target that left gracefully (`serf leave`,
+	// as an agent restart with leave_on_terminate does) has to come back
+	// before it is reported lost: its Puppet run does not depend on its
+	// agent and goes on. A failed node is lost at once: serf has waited.
+	LeaveGrace time.Duration // default 15s
 
 	Log     LogReader     // nil: final statuses come from the nodes' answers
 	LogWait time.Duration // how long to wait for every finished record; default 30s
@@ -77,6 +82,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MissedAfter == 0 {
 		o.MissedAfter = 20 * time.Second
+	}
+	if o.LeaveGrace == 0 {
+		o.LeaveGrace = 15 * time.Second
 	}
 	if o.LogWait == 0 {
 		o.LogWait = 30 * time.Second

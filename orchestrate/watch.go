@@ -34,7 +34,9 @@ type watch struct {
 	// heard holds the targets that answered with a record of this request:
 	// the CLI can account for them. A master's trigger that reached more
 	// nodes than these is never an exit 0.
-	heard         map[string]bool
+	heard map[string]bool
+	// leftAt: when a target was first seen left (mayReturn).
+	leftAt        map[string]time.Time
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
 }
@@ -46,7 +48,7 @@ func newWatch(rpc RPC, opts *Options, kind string, targets, masters []serfrpc.Me
 	w := &watch{
 		rpc: rpc, opts: opts, observer: opts.Observer,
 		targets: map[string]*NodeResult{}, masters: map[string]*MasterResult{},
-		garbled: map[string]int{}, heard: map[string]bool{},
+		garbled: map[string]int{}, heard: map[string]bool{}, leftAt: map[string]time.Time{},
 		res: NewResult(kind, *opts),
 	}
 	for _, t := range targets {
@@ -129,7 +131,11 @@ func (w *watch) poll(ctx context.Context, ask []string) error {
 	for _, name := range ask {
 		s := status[name]
 		if s == serfrpc.StatusAlive {
+			delete(w.leftAt, name)
 			alive = append(alive, name)
+			continue
+		}
+		if w.mayReturn(name, s) {
 			continue
 		}
 		if s == "" {
@@ -210,6 +216,25 @@ func (w *watch) pendingNodes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// mayReturn reports whether a target serf lists as left or leaving is
+// still within Options.LeaveGrace of when it was first seen so.
+func (w *watch) mayReturn(name, serfStatus string) bool {
+	if serfStatus != serfrpc.StatusLeft && serfStatus != serfrpc.StatusLeaving {
+		return false
+	}
+	if t, ok := w.targets[name]; !ok || Final(t.State) {
+		return false
+	}
+	since, seen := w.leftAt[name]
+	if !seen {
+		w.leftAt[name] = time.Now()
+		w.observer.event(Event{Time: time.Now(), Node: name, State: serfStatus,
+			Detail: fmt.Sprintf("its serf agent left; its run may go on: waiting %s for it to come back", w.opts.LeaveGrace)})
+		return true
+	}
+	return time.Since(since) < w.opts.LeaveGrace
 }
 
 // lose marks a node serf reports failed or gone.

@@ -670,7 +670,7 @@ func TestFaultNodeAgentRestartMidRun(t *testing.T) {
 			}
 			wantFinished(t, res, "agent-02")
 			if r.Code == orchestrate.ExitIncomplete && states(res)["agent-01"] == orchestrate.StateLost {
-				t.Skipf("BUG: agent-01's run completed (exit 2, once) but the CLI reported it %q (%s), exit 4, %.1fs after its agent was stopped (%s) and restarted within %.1fs: orchestrate/watch.go (*watch).poll/lose make any non-alive serf status final at once",
+				t.Fatalf("agent-01's run completed (exit 2, once) but the CLI reported it %q (%s), exit 4, %.1fs after its agent was stopped (%s) and restarted within %.1fs: orchestrate/watch.go (*watch).poll/lose make any non-alive serf status final at once",
 					nodeOf(res, "agent-01").State, nodeOf(res, "agent-01").Message, cli.ended.Sub(stopped).Seconds(), how, down.Seconds())
 			}
 			if r.Code != orchestrate.ExitOK {
