@@ -166,7 +166,7 @@ func fastOptions(id string) Options {
 	return Options{
 		ID: id, Module: "motd", Ref: "v1", Timeout: 5 * time.Second,
 		PollInterval: time.Millisecond, QueryTimeout: time.Second,
-		MissedAfter: 200 * time.Millisecond, LogWait: 100 * time.Millisecond,
+		MissedAfter: 200 * time.Millisecond, LogWait: 100 * time.Millisecond, ResendAfter: 50 * time.Millisecond,
 	}
 }
 

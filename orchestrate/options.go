@@ -60,6 +60,10 @@ type Options struct {
 	// before it is reported lost: its Puppet run does not depend on its
 	// agent and goes on. A failed node is lost at once: serf has waited.
 	LeaveGrace time.Duration // default 15s
+	// ResendAfter is how long the watch waits for a sign of life from the
+	// masters (or from a target after the trigger) before it sends the
+	// event (or the run request) again.
+	ResendAfter time.Duration // default 4s
 
 	Log     LogReader     // nil: final statuses come from the nodes' answers
 	LogWait time.Duration // how long to wait for every finished record; default 30s
@@ -82,6 +86,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MissedAfter == 0 {
 		o.MissedAfter = 20 * time.Second
+	}
+	if o.ResendAfter == 0 {
+		o.ResendAfter = 4 * time.Second
 	}
 	if o.LeaveGrace == 0 {
 		o.LeaveGrace = 15 * time.Second

@@ -17,15 +17,11 @@ import (
 // Nodes dedupe by deploy id, so sending again is always safe; the watcher
 // does so rather than wait and report them missed.
 
-// resendEvery is how long the watcher waits for a sign of life before it
-// sends again.
-const resendEvery = 4 * time.Second
-
 // resend fires the deploy event again while no master has heard of it, and
 // the puppetrun query again to targets that know nothing of the run after
 // the trigger.
 func (w *watch) resend(ctx context.Context) error {
-	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() && time.Since(w.lastSent) >= resendEvery {
+	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() && time.Since(w.lastSent) >= w.opts.ResendAfter {
 		w.lastSent = time.Now()
 		w.observer.note("no master has answered for the deploy yet: firing the deploy event again")
 		if err := w.rpc.FireEvent(ctx, protocol.EventDeploy, w.eventPayload, false); err != nil {
@@ -33,7 +29,7 @@ func (w *watch) resend(ctx context.Context) error {
 		}
 		return nil
 	}
-	if w.runPayload == nil || w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < resendEvery || time.Since(w.lastSent) < resendEvery {
+	if w.runPayload == nil || w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < w.opts.ResendAfter {
 		return nil // a watch that re-attached sends nothing
 	}
 	var waiting []string
