@@ -75,26 +75,21 @@ func (o *Options) setDefaults() {
 	if o.MasterTag == "" {
 		o.MasterTag = "role=puppetmaster"
 	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Minute
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = 2 * time.Second
-	}
-	if o.QueryTimeout == 0 {
-		o.QueryTimeout = 5 * time.Second
-	}
-	if o.MissedAfter == 0 {
-		o.MissedAfter = 20 * time.Second
-	}
-	if o.ResendAfter == 0 {
-		o.ResendAfter = 4 * time.Second
-	}
-	if o.LeaveGrace == 0 {
-		o.LeaveGrace = 15 * time.Second
-	}
-	if o.LogWait == 0 {
-		o.LogWait = 30 * time.Second
+	for _, d := range []struct {
+		field *time.Duration
+		value time.Duration
+	}{
+		{&o.Timeout, 30 * time.Minute},
+		{&o.PollInterval, 2 * time.Second},
+		{&o.QueryTimeout, 5 * time.Second},
+		{&o.MissedAfter, 20 * time.Second},
+		{&o.ResendAfter, 4 * time.Second},
+		{&o.LeaveGrace, 15 * time.Second},
+		{&o.LogWait, 30 * time.Second},
+	} {
+		if *d.field == 0 {
+			*d.field = d.value
+		}
 	}
 }
 
