@@ -49,6 +49,7 @@ type Record struct {
 	FailedResources []protocol.FailedResource `json:"failed_resources,omitempty"`
 
 	Created  time.Time `json:"created"`
+	Synced   time.Time `json:"synced,omitzero"` // sync: the module installed (the trigger follows)
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
 }

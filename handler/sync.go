@@ -38,7 +38,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		return fail(protocol.ReasonSyncFailed, err)
 	}
 	rec.Commit = commit
-	rec.Phase = protocol.PhaseSynced
+	rec.Phase, rec.Synced = protocol.PhaseSynced, time.Now()
 	rec.Message = fmt.Sprintf("installed %s at %s (%s)", rec.Module, rec.Ref, shortCommit(commit))
 	if err := n.st.save(rec); err != nil {
 		return err
@@ -149,7 +149,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	}
 	res, err := c.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
-		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: 2 * time.Second,
+		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: time.Second,
 	})
 	if err != nil {
 		return "", 0, err

@@ -201,20 +201,31 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	want := opts.request()
 	var conflict error
 	known := 0
-	_, err := rpc.Query(ctx, knownQuery(opts.ID, serfrpc.Filter{}, func(r serfrpc.Response) {
-		var st protocol.Status
-		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
-			return
-		}
-		if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
-			return
-		}
-		known++
-		if conflict == nil && st.Request.Conflicts(want) {
-			conflict = Errorf(ExitUsage, "deploy id %s was already used on %s for a %s, not this %s; choose another --id, or leave --id out for a new one",
-				opts.ID, r.From, st.Request, want)
-		}
-	}))
+	// Every alive node is asked and answers (most "unknown"), so that the
+	// check ends as soon as all have, not after a silent wait: it is on
+	// the way to every run of a deploy with --id.
+	alive, err := rpc.Members(ctx, serfrpc.Filter{}, serfrpc.StatusAlive)
+	if err != nil {
+		return interruptedOr(ctx, err, "checking the deploy id")
+	}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
+	_, err = rpc.Query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: names(alive)},
+		Timeout: opts.QueryTimeout, Expect: names(alive), Resend: resendQuery, Patience: pollPatience,
+		OnResponse: func(r serfrpc.Response) {
+			var st protocol.Status
+			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
+				return
+			}
+			if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
+				return
+			}
+			known++
+			if conflict == nil && st.Request.Conflicts(want) {
+				conflict = Errorf(ExitUsage, "deploy id %s was already used on %s for a %s, not this %s; choose another --id, or leave --id out for a new one",
+					opts.ID, r.From, st.Request, want)
+			}
+		}})
 	if conflict != nil {
 		return conflict
 	}

@@ -67,7 +67,8 @@ type row struct {
 	MachineBusy float64       // fraction of both cores busy over the design
 	FirstErr    string        // first error line of the command's stderr
 	Note        string
-	Settled     string // set when the fleet was not all alive before the design
+	Settled     string       // set when the fleet was not all alive before the design
+	Phases      *startPhases // serfdeploy: where the start went
 
 	id            string
 	fired, exited time.Time
@@ -233,6 +234,14 @@ func benchN(b *testing.B, bin string, n int) {
 		// agents idle.
 		truth := waitTruth(b, si.Truth, id, n, *flagMax+30*time.Second)
 		fillTiming(&r, truth)
+		if design == designSerfdeploy {
+			if p, err := readPhases(f.Dir, id, agents, r.fired, truth); err == nil {
+				r.Phases = &p
+				b.Logf("N=%d: the agents took the run request at %v after the fire", n, p.Took)
+			} else {
+				b.Logf("N=%d: the start's phases: %v", n, err)
+			}
+		}
 		r.Accounted = account(r.Accounted, agents, truth, r.accountStates)
 		r.accountStates = nil
 		b.Logf("N=%d %s: exit %d, total %s, %d/%d runs, accounted: %s", n, design, r.Exit, r.Total.Round(time.Millisecond), r.Ran, n, r.Accounted)
@@ -723,6 +732,11 @@ func renderReport(ns []int) string {
 				info.MemAvail/1024, info.IdleAgents, 100*info.IdleBusy)
 		}
 	}
+	var all []row
+	for _, n := range ns {
+		all = append(all, results[n]...)
+	}
+	b.WriteString("\nWhere serfdeploy's start goes (each a time after the fire, from the nodes' records):\n\n" + phasesTable(all))
 	if len(notes) > 0 {
 		b.WriteString("\n" + strings.Join(notes, "\n") + "\n")
 	}
