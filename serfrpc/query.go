@@ -134,7 +134,7 @@ func (c *Client) Query(ctx context.Context, q Query) (*QueryResult, error) {
 	interval := q.Resend
 	if q.Resend > 0 && len(q.Expect) > 0 {
 		// A large fleet answers over a longer time on its own.
-		interval += time.Duration(len(q.Expect)/50) * q.Resend
+		interval += time.Duration(len(q.Expect)/100) * q.Resend
 		resend = time.After(interval)
 	}
 	for open > 0 {
