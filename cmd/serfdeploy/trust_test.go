@@ -324,3 +324,30 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestMasterWithWrongRPCKey: every agent takes an RPC key; a master whose
+// node config has another one installs the module but cannot fire the
+// trigger. The deploy fails at once (exit 5) naming the setting to fix,
+// and the key appears nowhere in the output.
+func TestMasterWithWrongRPCKey(t *testing.T) {
+	const key, wrong = "agents-rpc-key-4417", "stale-rpc-key-0815"
+	f := qaFleet(t, fleet.Options{RPCAuth: key})
+	path := filepath.Join(f.Dir, "config", "master-01.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), key) {
+		t.Fatalf("master config: %v\n%s", err, b)
+	}
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(b), key, wrong)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa")...)
+	if r.Code != 5 || !strings.Contains(r.Stderr, "serf.rpc_auth in "+path) {
+		t.Fatalf("want exit 5 naming serf.rpc_auth in the master's config: %s", r)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, wrong) || strings.Contains(r.Stdout+r.Stderr, key) {
+		t.Fatalf("a key in the output: %s", r)
+	}
+	if f.File("agent-01") != "" {
+		t.Fatal("a run happened without the trigger")
+	}
+}
