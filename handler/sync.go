@@ -149,7 +149,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	}
 	res, err := c.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
-		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: time.Second,
+		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: 500 * time.Millisecond,
 	})
 	if err != nil {
 		return "", 0, err

@@ -189,6 +189,10 @@ func short(commit string) string {
 	return commit
 }
 
+// idCheckPatience: how long checkID waits for nodes that did not
+// acknowledge its query (see serfrpc.Query.Patience).
+const idCheckPatience = 300 * time.Millisecond
+
 // checkID makes sure an id the user chose names this request only. An id
 // used before for another module, ref or environment is refused before
 // anything is sent: its records would otherwise pass for this deploy's
@@ -203,7 +207,9 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	known := 0
 	// Every alive node is asked and answers (most "unknown"), so that the
 	// check ends as soon as all have, not after a silent wait: it is on
-	// the way to every run of a deploy with --id.
+	// the way to every run of a deploy with --id. A node the gossip missed
+	// is not waited for beyond idCheckPatience: this check refuses early,
+	// and the watch never counts an answer of another request anyway.
 	alive, err := rpc.Members(ctx, serfrpc.Filter{}, serfrpc.StatusAlive)
 	if err != nil {
 		return interruptedOr(ctx, err, "checking the deploy id")
@@ -211,7 +217,7 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
 	_, err = rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: names(alive)},
-		Timeout: opts.QueryTimeout, Expect: names(alive), Resend: resendQuery, Patience: pollPatience,
+		Timeout: opts.QueryTimeout, Expect: names(alive), Patience: idCheckPatience,
 		OnResponse: func(r serfrpc.Response) {
 			var st protocol.Status
 			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
