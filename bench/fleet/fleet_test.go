@@ -32,6 +32,7 @@ var (
 	flagOut     = flag.String("out", "", "also write the Markdown report to this file")
 	flagBin     = flag.String("bin", "", "a serfdeploy binary to use instead of building ./cmd/serfdeploy")
 	flagKeep    = flag.String("keep", "", "keep each command's stdout and stderr in this directory")
+	flagLoki    = flag.Bool("loki", false, "run a Loki: the nodes report to it and serfdeploy reads the final statuses from it (--log-url)")
 	flagFail    = flag.Int("fail-long", 0, "every Nth agent fails with an Error line of 600-5000 bytes, so that its answer must be cut to serf's encoded limit (0: none)")
 )
 
@@ -218,7 +219,7 @@ func benchN(b *testing.B, bin string, n int) {
 		var r row
 		switch design {
 		case designSerfdeploy:
-			r = runSerfdeploy(b, bin, master.RPCAddr, id, agents)
+			r = runSerfdeploy(b, bin, master.RPCAddr, f.LogURL, id, agents)
 		case designArticle:
 			r = runArticle(b, master.RPCAddr, id, agents)
 		default:
@@ -330,9 +331,13 @@ func firstError(stderr string) string {
 }
 
 // runSerfdeploy is design (1): the real binary, as a CI job runs it.
-func runSerfdeploy(b *testing.B, bin, rpc, id string, agents []string) row {
+func runSerfdeploy(b *testing.B, bin, rpc, logURL, id string, agents []string) row {
 	r := row{id: id}
-	stdout, _, fired, exited := command(b, &r, []string{"SERF_RPC_ADDR=" + rpc}, bin,
+	env := []string{"SERF_RPC_ADDR=" + rpc}
+	if logURL != "" {
+		env = append(env, "SERFDEPLOY_LOG_URL="+logURL)
+	}
+	stdout, _, fired, exited := command(b, &r, env, bin,
 		"deploy", "--module", "motd", "--ref", "v1", "--id", id, "--format", "json", "--timeout", flagBound.String())
 	r.fired, r.exited = fired, exited
 	var res struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 )
@@ -24,6 +25,7 @@ import (
 type benchFleet struct {
 	Dir     string
 	Cluster *testcluster.Cluster
+	LogURL  string // the Loki the nodes report to (-loki), or ""
 }
 
 // startFleet starts one master ("master") and the agents, whose handler is
@@ -32,6 +34,9 @@ func startFleet(b *testing.B, bin string, agents []string, si *fleet.StandIn) *b
 	b.Helper()
 	dir := b.TempDir()
 	f := &benchFleet{Dir: dir}
+	if *flagLoki {
+		f.LogURL = lokitest.Start(b).URL
+	}
 	repo := fleet.NewRepo(b, filepath.Join(dir, "git", "motd"))
 	repo.CommitModule("v1", filepath.Join(dir, "files"), "")
 	env := filepath.Join(dir, "code", "environments", "production")
@@ -83,6 +88,9 @@ func (f *benchFleet) writeConfig(b *testing.B, name, rpcAddr string, pn *puppett
 		fmt.Fprintf(&c, "    - %q\n", r.Replace(a))
 	}
 	fmt.Fprintf(&c, "  summary_file: %s\n  state_dir: %s\n  timeout: 2m\n", pn.SummaryFile(), pn.StateDir())
+	if f.LogURL != "" {
+		fmt.Fprintf(&c, "logging:\n  url: %s\n", f.LogURL)
+	}
 	if err := os.WriteFile(filepath.Join(f.Dir, "config", name+".yaml"), []byte(c.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
