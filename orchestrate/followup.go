@@ -190,12 +190,8 @@ func short(commit string) string {
 }
 
 // idCheckPatience: how long checkID waits for nodes that did not
-// acknowledge its query (see serfrpc.Query.Patience); idCheckTimeout: how
-// long it waits at all.
-const (
-	idCheckPatience = 300 * time.Millisecond
-	idCheckTimeout  = time.Second
-)
+// acknowledge its query (see serfrpc.Query.Patience).
+const idCheckPatience = 300 * time.Millisecond
 
 // checkID makes sure an id the user chose names this request only. An id
 // used before for another module, ref or environment is refused before
@@ -211,10 +207,11 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	known := 0
 	// Every alive node is asked and answers (most "unknown"), so that the
 	// check ends as soon as all have, not after a silent wait: it is on
-	// the way to every run of a deploy with --id. It is bounded (a node the
-	// gossip missed gets idCheckPatience, the whole check idCheckTimeout,
-	// measured 4.5 s at 150 agents without the bound): it refuses early,
-	// and the watch never counts an answer of another request anyway.
+	// the way to every run of a deploy with --id. A node the gossip missed
+	// gets idCheckPatience: the check refuses early, and the watch never
+	// counts an answer of another request anyway. Not a shorter timeout:
+	// with a 1 s one, at 150 agents, the query ended while answers were
+	// still arriving and the CLI's serf agent went away (once, bench/fleet).
 	alive, err := rpc.Members(ctx, serfrpc.Filter{}, serfrpc.StatusAlive)
 	if err != nil {
 		return interruptedOr(ctx, err, "checking the deploy id")
@@ -222,7 +219,7 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
 	_, err = rpc.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: names(alive)},
-		Timeout: idCheckTimeout, Expect: names(alive), Patience: idCheckPatience,
+		Timeout: opts.QueryTimeout, Expect: names(alive), Patience: idCheckPatience,
 		OnResponse: func(r serfrpc.Response) {
 			var st protocol.Status
 			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
