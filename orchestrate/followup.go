@@ -40,6 +40,11 @@ const (
 // listed ones may simply not have answered yet), and with final set, once
 // more before the watch ends.
 func (w *watch) discover(ctx context.Context, final bool) error {
+	if final {
+		if err := w.askJoined(ctx); err != nil {
+			return err
+		}
+	}
 	reached := w.reached()
 	if w.triggeredAt.IsZero() || reached <= len(w.heard) {
 		return nil
@@ -242,6 +247,53 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 	}
 	if known > 0 {
 		opts.Observer.note(fmt.Sprintf("%d node(s) already have a record of %s for this %s: following those runs, not starting new ones", known, opts.ID, want))
+	}
+	return nil
+}
+
+// askJoined asks, before the watch ends, the alive nodes the deploy's
+// filter matches now but that were not targets when it started: one that
+// joined just before the master's trigger may have received and run it
+// without the master counting it (its trigger ends when the nodes it
+// listed have answered). Cheap: a member list, and a query only when such
+// nodes exist.
+func (w *watch) askJoined(ctx context.Context) error {
+	if w.triggeredAt.IsZero() || w.runPayload == nil && len(w.masters) == 0 {
+		return nil // a re-attached watch follows the records it found
+	}
+	members, err := w.rpc.Members(ctx, w.opts.Filter, serfrpc.StatusAlive)
+	if err != nil {
+		return w.sendError(ctx, err)
+	}
+	var joined []string
+	for _, m := range members {
+		if _, isTarget := w.targets[m.Name]; isTarget {
+			continue
+		}
+		if _, isMaster := w.masters[m.Name]; isMaster && w.opts.Filter.Empty() {
+			continue
+		}
+		joined = append(joined, m.Name)
+	}
+	if len(joined) == 0 {
+		return nil
+	}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
+	var answerErr error
+	_, err = w.query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: joined},
+		Timeout: w.opts.QueryTimeout, Expect: joined, Resend: resendQuery, Patience: pollPatience,
+		OnResponse: func(r serfrpc.Response) {
+			if answerErr == nil {
+				answerErr = w.statusAnswer(r)
+			}
+		},
+	})
+	if answerErr != nil {
+		return answerErr
+	}
+	if err != nil {
+		return w.sendError(ctx, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package orchestrate
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -85,5 +86,37 @@ func TestBatches(t *testing.T) {
 		if err := bad.checkRollout(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// TestNodeJoinedBeforeTheTriggerIsFound: a node that joined after the
+// targets were listed matches the filter, got the master's trigger and
+// failed; the master counted only the nodes it listed. It must not be left
+// out (the fault campaign's false green, scenario 21).
+func TestNodeJoinedBeforeTheTriggerIsFound(t *testing.T) {
+	f := cluster(finishedOK)
+	finished := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if n == "qa3" && q == protocol.QueryPuppetStatus {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-late", Phase: protocol.PhaseFailed,
+				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
+		}
+		return finished(n, q, p)
+	}
+	f.onPoll = func(f *fakeRPC, poll int) {
+		if poll == 1 {
+			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
+		}
+	}
+	res, err := Deploy(context.Background(), f, qaOptions("d-late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]NodeResult{}
+	for _, n := range res.Nodes {
+		got[n.Node] = n
+	}
+	if n, ok := got["qa3"]; !ok || n.State != StateFailed || !n.JoinedLate || res.ExitCode != ExitFailed {
+		t.Fatalf("qa3 %+v (found %v), exit %d", n, ok, res.ExitCode)
 	}
 }
