@@ -1,0 +1,623 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/internal/puppettest"
+)
+
+// The cluster is kept for the whole campaign and reset between scenarios
+// (cluster.reset): one master, the agents, one node the CLI talks to
+// ("cli", never a target) and one spare node that joins during a deploy
+// ("late-01"). Its serf agents are started here rather than by
+// internal/testcluster, which cannot restart a killed agent at the same
+// address or start one on demand outside a test.
+
+const (
+	masterName = "master"
+	cliName    = "cli"
+	joinerName = "late-01"
+	module     = "motd"
+)
+
+func agentName(i int) string { return fmt.Sprintf("agent-%02d", i) }
+
+// node is one serf agent of the cluster, whether running or not.
+type node struct {
+	name       string
+	tags       map[string]string
+	bind, rpc  string
+	config     string
+	puppet     *puppettest.Node
+	logPath    string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	restarts   int
+	wantJoined bool // base nodes: up between scenarios; the joiner: not
+}
+
+type cluster struct {
+	dir     string
+	bin     string
+	verbose bool
+	shim    *tbShim
+	loki    *lokitest.Loki // nil: no logging service
+	lokiOff bool           // stopped by a fault, not yet restarted
+
+	repo    *fleet.Repo
+	commits map[string]string // ref → commit
+
+	standin, plans, starts, truth, modules string
+
+	nodes  map[string]*node
+	order  []string
+	agents []string
+}
+
+// newCluster builds the world and starts every base node.
+func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster, err error) {
+	c = &cluster{dir: dir, bin: bin, verbose: verbose, nodes: map[string]*node{}, commits: map[string]string{}}
+	c.shim = &tbShim{dir: filepath.Join(dir, "tmp"), verbose: verbose}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(tbFatal)
+			if !ok {
+				panic(r)
+			}
+			c.stop()
+			c, err = nil, errors.New(string(f))
+		}
+	}()
+	files := filepath.Join(dir, "files")
+	env := filepath.Join(dir, "code", "environments", "production")
+	c.modules = filepath.Join(env, "modules")
+	for _, d := range []string{files, c.modules, filepath.Join(env, "manifests"), filepath.Join(dir, "config"), filepath.Join(dir, "plans"), c.shim.dir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c.repo = fleet.NewRepo(c.shim, filepath.Join(dir, "git", module))
+	for _, ref := range []string{"v1", "v2"} {
+		c.commits[ref] = c.repo.CommitModule(ref, files, "")
+	}
+	if err := c.writeStandIn(); err != nil {
+		return nil, err
+	}
+	if withLoki {
+		c.loki = lokitest.Start(c.shim)
+	}
+	names := []string{masterName, cliName}
+	for i := 1; i <= agents; i++ {
+		names = append(names, agentName(i))
+		c.agents = append(c.agents, agentName(i))
+	}
+	names = append(names, joinerName)
+	for _, name := range names {
+		tags := map[string]string{"fqdn": name, "role": "agent"}
+		switch name {
+		case masterName:
+			tags["role"] = "puppetmaster"
+		case cliName:
+			tags["role"] = "ci"
+		}
+		pn, err := puppettest.NewNodeIn(filepath.Join(dir, "puppet", name), name)
+		if err != nil {
+			return nil, err
+		}
+		n := &node{name: name, tags: tags, puppet: pn, wantJoined: name != joinerName,
+			config: filepath.Join(dir, "config", name+".yaml")}
+		c.nodes[name] = n
+		c.order = append(c.order, name)
+	}
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if !n.wantJoined {
+			continue
+		}
+		if err := c.start(n); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	if err := c.waitMembers(60 * time.Second); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// writeConfig writes a node's handler config: the stand-in as its Puppet,
+// its own state, the master's repository, the logging service if any.
+func (c *cluster) writeConfig(n *node) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\n", c.stateDir(n.name))
+	fmt.Fprintf(&b, "handlers_dir: %s\n", filepath.Join(c.dir, "handlers", n.name))
+	b.WriteString("environment: production\n")
+	fmt.Fprintf(&b, "serf:\n  rpc_addr: %s\n", n.rpc)
+	fmt.Fprintf(&b, "master:\n  modulepath: %s\n  modules:\n    %s: %s\n  trigger_timeout: 10s\n",
+		filepath.Join(c.dir, "code", "environments", "{environment}", "modules"), module, c.repo.Dir)
+	b.WriteString("puppet:\n  command:\n")
+	for _, a := range []string{"/bin/sh", c.standin, n.name, n.puppet.SummaryFile()} {
+		fmt.Fprintf(&b, "    - %q\n", a)
+	}
+	fmt.Fprintf(&b, "  summary_file: %s\n  state_dir: %s\n  timeout: 2m\n", n.puppet.SummaryFile(), n.puppet.StateDir())
+	if c.loki != nil {
+		fmt.Fprintf(&b, "logging:\n  url: %s\n", c.loki.URL)
+	}
+	return os.WriteFile(n.config, []byte(b.String()), 0o644)
+}
+
+func (c *cluster) stateDir(name string) string { return filepath.Join(c.dir, "state", name) }
+
+func (n *node) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// start starts n's serf agent at its addresses (chosen on its first start,
+// new ones only if they were taken meanwhile), joining the master, and
+// waits until its RPC answers.
+func (c *cluster) start(n *node) error {
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		if n.bind == "" || attempt > 0 {
+			bp, err := freePort(true)
+			if err != nil {
+				return err
+			}
+			rp, err := freePort(false)
+			if err != nil {
+				return err
+			}
+			n.mu.Lock()
+			n.bind, n.rpc = fmt.Sprintf("127.0.0.1:%d", bp), fmt.Sprintf("127.0.0.1:%d", rp)
+			n.mu.Unlock()
+		}
+		if err := c.writeConfig(n); err != nil {
+			return err
+		}
+		if last = c.tryStart(n); last == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("starting %s: %w", n.name, last)
+}
+
+func (c *cluster) tryStart(n *node) error {
+	args := []string{"agent", "-node", n.name, "-bind", n.bind, "-advertise", n.bind,
+		"-rpc-addr", n.rpc, "-profile", "local", "-log-level", "debug"}
+	keys := make([]string, 0, len(n.tags))
+	for k := range n.tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-tag", k+"="+n.tags[k])
+	}
+	args = append(args, "-event-handler", fmt.Sprintf("%s handle --config %s", c.bin, n.config))
+	if m := c.nodes[masterName]; n.name != masterName && m.bind != "" {
+		args = append(args, "-join", m.bind)
+	}
+	n.logPath = filepath.Join(c.dir, "serf", fmt.Sprintf("%s-%d.log", n.name, n.restarts))
+	n.restarts++
+	if err := os.MkdirAll(filepath.Dir(n.logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(n.logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command("serf", args...)
+	cmd.Dir = filepath.Dir(n.logPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = cleanEnv()
+	// Its own process group (the handlers it runs die with it on a
+	// SIGKILL; the workers have their own session); SIGKILL if this
+	// program dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w (is the Debian package serf installed?)", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	n.mu.Lock()
+	n.cmd, n.exited = cmd, exited
+	n.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			out, _ := os.ReadFile(n.logPath)
+			return fmt.Errorf("agent exited at start: %s", tail(string(out), 5))
+		default:
+		}
+		if exec.Command("serf", "members", "-rpc-addr", n.rpc).Run() == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.kill(n)
+	return fmt.Errorf("agent's RPC at %s did not answer within 10s", n.rpc)
+}
+
+// cleanEnv is this process's environment without serf's or serfdeploy's
+// variables, which would change what the handlers and the CLI do.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "SERF_") || strings.HasPrefix(kv, "SERFDEPLOY_") || strings.HasPrefix(kv, "BUILD_") || strings.HasPrefix(kv, "JOB_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// kill ends n's serf agent and its handlers with SIGKILL (a crashed
+// machine, as serf sees it).
+func (c *cluster) kill(n *node) {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+// leave makes n's agent leave gracefully (`serf leave`) and waits for it.
+func (c *cluster) leave(n *node) {
+	if !n.running() {
+		return
+	}
+	_ = exec.Command("serf", "leave", "-rpc-addr", n.rpc).Run()
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+	}
+	c.kill(n)
+}
+
+// sigterm sends SIGTERM to n's agent alone (as systemd's KillMode=process
+// does): serf 0.8 then shuts down without leaving, the others see it fail.
+func (c *cluster) sigterm(n *node) {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		c.kill(n)
+	}
+}
+
+// member is a line of `serf members -format json`.
+type member struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+func members(rpc string) (map[string]string, error) {
+	var out, errb bytes.Buffer
+	cmd := exec.Command("serf", "members", "-rpc-addr", rpc, "-format", "json")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("serf members at %s: %v: %s", rpc, err, strings.TrimSpace(errb.String()))
+	}
+	var res struct{ Members []member }
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, x := range res.Members {
+		m[x.Name] = x.Status
+	}
+	return m, nil
+}
+
+// membersProblem says what is not as it should be between scenarios: every
+// base node alive and the joiner not alive, as the master and the CLI's
+// node see it; "" when all is well.
+func (c *cluster) membersProblem() string {
+	for _, obs := range []string{masterName, cliName} {
+		ms, err := members(c.nodes[obs].rpc)
+		if err != nil {
+			return err.Error()
+		}
+		for _, name := range c.order {
+			n := c.nodes[name]
+			alive := ms[name] == "alive"
+			if n.wantJoined && !alive {
+				return fmt.Sprintf("%s sees %s %q", obs, name, ms[name])
+			}
+			if !n.wantJoined && alive {
+				return fmt.Sprintf("%s still sees %s alive", obs, name)
+			}
+		}
+	}
+	return ""
+}
+
+func (c *cluster) waitMembers(bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		p := c.membersProblem()
+		if p == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("members not settled after %s: %s", bound, p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitAlive waits until the master and the CLI's node see name alive.
+func (c *cluster) waitAlive(name string, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		ok := true
+		for _, obs := range []string{masterName, cliName} {
+			ms, err := members(c.nodes[obs].rpc)
+			if err != nil || ms[name] != "alive" {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not seen alive within %s", name, bound)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reset brings the cluster back to its state between scenarios: no
+// stand-in running, every base node up and alive, the joiner gone, the
+// logging service up.
+func (c *cluster) reset() error {
+	if left := c.waitStandInsDone(90 * time.Second); len(left) > 0 {
+		for _, pid := range left {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+		return fmt.Errorf("stand-in runs %v still running 90 s after the scenario (killed)", left)
+	}
+	if j := c.nodes[joinerName]; j.running() {
+		c.leave(j)
+	}
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if n.wantJoined && !n.running() {
+			if err := c.start(n); err != nil {
+				return err
+			}
+		}
+	}
+	if c.loki != nil && c.lokiOff {
+		if err := c.restartLoki(); err != nil {
+			return err
+		}
+	}
+	if err := c.waitMembers(45 * time.Second); err != nil {
+		// A node the others still list failed although it runs: a
+		// restart of its agent settles it.
+		return err
+	}
+	return nil
+}
+
+// backUp restarts the CLI's agent and the logging service if a fault
+// stopped them, so that a re-attach can read the deploy.
+func (c *cluster) backUp() error {
+	if n := c.nodes[cliName]; !n.running() {
+		if err := c.start(n); err != nil {
+			return err
+		}
+	}
+	if c.loki != nil && c.lokiOff {
+		if err := c.restartLoki(); err != nil {
+			return err
+		}
+	}
+	return c.waitAlive(cliName, 30*time.Second)
+}
+
+func (c *cluster) restartLoki() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(tbFatal)
+			if !ok {
+				panic(r)
+			}
+			err = errors.New(string(f))
+		}
+	}()
+	c.loki.Restart(c.shim)
+	c.lokiOff = false
+	return nil
+}
+
+// stop ends every agent and the logging service.
+func (c *cluster) stop() {
+	if c == nil {
+		return
+	}
+	for _, name := range c.order {
+		n := c.nodes[name]
+		n.mu.Lock()
+		cmd := n.cmd
+		n.mu.Unlock()
+		if cmd != nil && n.running() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		}
+	}
+	for _, name := range c.order {
+		n := c.nodes[name]
+		if n.cmd == nil {
+			continue
+		}
+		select {
+		case <-n.exited:
+		case <-time.After(3 * time.Second):
+			c.kill(n)
+		}
+	}
+	for _, pid := range c.standInPIDs() {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	if c.loki != nil {
+		c.loki.Stop()
+	}
+	c.shim.cleanup()
+}
+
+// standInPIDs lists the stand-in runs of this cluster still running (each
+// is its process group's leader: the worker starts Puppet with Setpgid).
+func (c *cluster) standInPIDs() []int {
+	var out []int
+	paths, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) >= 2 && args[0] == "/bin/sh" && args[1] == c.standin {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			if !zombie(pid) {
+				out = append(out, pid)
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+func zombie(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+}
+
+// waitStandInsDone waits until no stand-in runs, for at most bound; it
+// returns those still running.
+func (c *cluster) waitStandInsDone(bound time.Duration) []int {
+	deadline := time.Now().Add(bound)
+	for {
+		pids := c.standInPIDs()
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// freePort finds a loopback port free for TCP (and UDP when udp is set).
+func freePort(udp bool) (int, error) {
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !udp {
+			l.Close()
+			return port, nil
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free loopback port for TCP and UDP")
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// tbShim lets this program use the test helpers that take a testing.TB
+// (fleet.NewRepo, lokitest): Fatal panics with a tbFatal, recovered by the
+// caller; TempDir and Cleanup work.
+type tbShim struct {
+	testing.TB
+	dir      string
+	verbose  bool
+	n        int
+	cleanups []func()
+}
+
+type tbFatal string
+
+func (t *tbShim) Helper()                   {}
+func (t *tbShim) Failed() bool              { return false }
+func (t *tbShim) Fatal(args ...any)         { panic(tbFatal(fmt.Sprint(args...))) }
+func (t *tbShim) Fatalf(f string, a ...any) { panic(tbFatal(fmt.Sprintf(f, a...))) }
+func (t *tbShim) Error(args ...any)         { panic(tbFatal(fmt.Sprint(args...))) }
+func (t *tbShim) Errorf(f string, a ...any) { panic(tbFatal(fmt.Sprintf(f, a...))) }
+func (t *tbShim) Log(args ...any) {
+	if t.verbose {
+		fmt.Fprintln(os.Stderr, args...)
+	}
+}
+func (t *tbShim) Logf(f string, a ...any) {
+	if t.verbose {
+		fmt.Fprintf(os.Stderr, f+"\n", a...)
+	}
+}
+func (t *tbShim) Cleanup(f func()) { t.cleanups = append(t.cleanups, f) }
+func (t *tbShim) TempDir() string {
+	t.n++
+	d := filepath.Join(t.dir, strconv.Itoa(t.n))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (t *tbShim) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+	t.cleanups = nil
+}
