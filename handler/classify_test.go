@@ -20,7 +20,7 @@ func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, 
 	outPath := filepath.Join(dir, "puppet.log")
 	args = append(args, "--logdest", "console", "--logdest", jsonLog)
 	start := time.Now()
-	exit, err := runPuppet(context.Background(), nil, args, outPath, 2*time.Minute)
+	exit, err := runPuppet(context.Background(), nil, args, outPath, 2*time.Minute, func(int) {})
 	if err != nil {
 		t.Fatal(err)
 	}

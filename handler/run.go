@@ -37,7 +37,13 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	outPath := filepath.Join(dir, "puppet.log")
 	jsonLog := filepath.Join(dir, "puppet.jsonl")
 	args := n.puppetArgs(rec.Environment, rec.Puppet, jsonLog)
-	exit, runErr := runPuppet(ctx, n.killNow, args, outPath, n.cfg.Puppet.Timeout)
+	exit, runErr := runPuppet(ctx, n.killNow, args, outPath, n.cfg.Puppet.Timeout, func(pid int) {
+		rec.PuppetPID = pid
+		rec.PuppetStart, _ = processStart(pid)
+		if err := n.st.saveLocked(rec); err != nil {
+			n.log.Printf("run %s: recording puppet's pid: %v", id, err)
+		}
+	})
 
 	rec.Finished = time.Now()
 	output, _ := os.ReadFile(outPath)
@@ -116,7 +122,7 @@ const killGrace = 10 * time.Second
 // code. An error means it could not be run, or was stopped: by the timeout,
 // or by ctx ending (SIGTERM to its process group, SIGKILL after killGrace or
 // as soon as now closes).
-func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath string, timeout time.Duration) (int, error) {
+func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath string, timeout time.Duration, started func(pid int)) (int, error) {
 	if len(args) == 0 {
 		return 0, errors.New("puppet.command is empty")
 	}
@@ -138,6 +144,7 @@ func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath 
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("running %s: %w", args[0], err)
 	}
+	started(cmd.Process.Pid)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

@@ -39,6 +39,10 @@ type Record struct {
 
 	WorkerPID   int   `json:"worker_pid,omitempty"`
 	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
+	// PuppetPID is Puppet's process (its own group), so that a run whose
+	// worker died is not called over while Puppet goes on.
+	PuppetPID   int   `json:"puppet_pid,omitempty"`
+	PuppetStart int64 `json:"puppet_start,omitempty"`
 
 	ExitCode        *int                      `json:"exit_code,omitempty"`
 	Changed         int                       `json:"changed,omitempty"`
@@ -278,8 +282,8 @@ func (s state) prune(keep int) {
 
 // reconcile turns a record whose worker vanished into a failure: a run whose
 // worker died is reported failed, not running forever.
-func (s state) reconcile(r *Record) *Record {
-	if r == nil || r.final() {
+func (s state) reconcile(r *Record, recover func(*Record) bool) *Record {
+	if r == nil || r.final() || r.puppetAlive() {
 		return r
 	}
 	if r.WorkerPID == 0 {
@@ -306,10 +310,15 @@ func (s state) reconcile(r *Record) *Record {
 		(now.WorkerPID == 0 && time.Since(now.Created) < 30*time.Second) {
 		return now
 	}
-	now.Phase = protocol.PhaseFailed
-	now.Reason = protocol.ReasonWorkerDied
-	now.Message = "the worker process ended without recording a result"
+	if now.puppetAlive() {
+		return now
+	}
 	now.Finished = time.Now()
+	if now.PuppetPID == 0 || recover == nil || !recover(now) {
+		now.Phase = protocol.PhaseFailed
+		now.Reason = protocol.ReasonWorkerDied
+		now.Message = "the worker process ended without recording a result"
+	}
 	if err := s.save(now); err != nil {
 		return now
 	}
@@ -317,6 +326,15 @@ func (s state) reconcile(r *Record) *Record {
 		s.clearActive(now.ID)
 	}
 	return now
+}
+
+// puppetAlive reports whether the run's Puppet process still runs.
+func (r *Record) puppetAlive() bool {
+	if r.PuppetPID == 0 {
+		return false
+	}
+	start, err := processStart(r.PuppetPID)
+	return err == nil && start == r.PuppetStart
 }
 
 func (r *Record) workerAlive() bool {

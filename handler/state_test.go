@@ -44,7 +44,7 @@ func TestReconcileDeadWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.setActive("d2")
-	if got := s.reconcile(r); got.Phase != protocol.PhaseRunning || s.active() != "d2" {
+	if got := s.reconcile(r, nil); got.Phase != protocol.PhaseRunning || s.active() != "d2" {
 		t.Fatalf("live worker: %+v, active %q", got, s.active())
 	}
 	impostor := *r
@@ -54,7 +54,7 @@ func TestReconcileDeadWorker(t *testing.T) {
 	}
 	worker.Process.Kill()
 	worker.Wait()
-	got := s.reconcile(r)
+	got := s.reconcile(r, nil)
 	if got.Phase != protocol.PhaseFailed || got.Reason != protocol.ReasonWorkerDied || s.active() != "" {
 		t.Fatalf("dead worker: %+v, active %q", got, s.active())
 	}
@@ -67,14 +67,14 @@ func TestReconcileDeadWorker(t *testing.T) {
 	if err := s.create(fresh); err != nil {
 		t.Fatal(err)
 	}
-	if s.reconcile(fresh).Phase != protocol.PhasePending {
+	if s.reconcile(fresh, nil).Phase != protocol.PhasePending {
 		t.Fatal("a just-claimed run was failed at once")
 	}
 	fresh.Created = time.Now().Add(-time.Minute)
 	if err := s.save(fresh); err != nil {
 		t.Fatal(err)
 	}
-	if s.reconcile(fresh).Reason != protocol.ReasonWorkerDied {
+	if s.reconcile(fresh, nil).Reason != protocol.ReasonWorkerDied {
 		t.Fatal("a claimed run never started was not failed")
 	}
 }
@@ -132,7 +132,7 @@ func TestReconcileDoesNotOverwriteAResult(t *testing.T) {
 	if err := s.saveLocked(&done); err != nil { // the worker's last act
 		t.Fatal(err)
 	}
-	got := s.reconcile(&stale)
+	got := s.reconcile(&stale, nil)
 	onDisk, err := s.load("d2", KindRun)
 	if err != nil {
 		t.Fatal(err)

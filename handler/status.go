@@ -27,7 +27,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 	st.Running = n.st.active()
 	if req.ID == "" {
 		if last, _ := n.st.latest(KindRun); last != nil {
-			last = n.st.reconcile(last)
+			last = n.st.reconcile(last, n.recoverRun)
 			st.Last = &protocol.Status{ID: last.ID}
 			fillRun(st.Last, last)
 		}
@@ -46,14 +46,14 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 	st.ID = req.ID
 	known := false
 	if rec, err := n.st.load(req.ID, KindRun); err == nil {
-		fillRun(&st, n.st.reconcile(rec))
+		fillRun(&st, n.st.reconcile(rec, n.recoverRun))
 		known = true
 	}
 	if n.isMaster() {
 		st.Sync = protocol.PhaseUnknown
 		if rec, err := n.st.load(req.ID, KindSync); err == nil {
 			known = true
-			rec = n.st.reconcile(rec)
+			rec = n.st.reconcile(rec, n.recoverRun)
 			st.Sync, st.SyncMsg, st.Commit, st.Reached = rec.Phase, rec.Message, rec.Commit, rec.Reached
 			st.SyncReason = rec.Reason
 			st.Request = rec.request()
