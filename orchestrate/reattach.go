@@ -54,7 +54,7 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 		return nil, interruptedOr(ctx, err, "looking for the nodes that know the deploy id")
 	}
 	if req == nil {
-		return nil, Errorf(ExitNoTargets, "no node has a record of deploy id %s: check the id (it is the first line deploy printed, and in its reports)", opts.ID)
+		return nil, Errorf(ExitNoTargets, "no node has a record of deploy id %s: nothing ran under it, so deploying again is safe; or check the id (the first line deploy printed, and in its reports)", opts.ID)
 	}
 	opts.Module, opts.Ref, opts.Environment = req.Module, req.Ref, req.Environment
 	kind := "run"
