@@ -278,24 +278,7 @@ func (w *watch) askJoined(ctx context.Context) error {
 	if len(joined) == 0 {
 		return nil
 	}
-	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
-	var answerErr error
-	_, err = w.query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: joined},
-		Timeout: w.opts.QueryTimeout, Expect: joined, Resend: resendQuery, Patience: pollPatience,
-		OnResponse: func(r serfrpc.Response) {
-			if answerErr == nil {
-				answerErr = w.statusAnswer(r)
-			}
-		},
-	})
-	if answerErr != nil {
-		return answerErr
-	}
-	if err != nil {
-		return w.sendError(ctx, err)
-	}
-	return nil
+	return w.askStatus(ctx, joined)
 }
 
 // knownQuery asks the nodes f matches for their record of id; nodes with

@@ -148,25 +148,8 @@ func (w *watch) poll(ctx context.Context, ask []string) error {
 	if len(alive) == 0 {
 		return nil
 	}
-	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
-	// Answers are taken as they arrive, so that one slow node does not
-	// delay what the others report.
-	var answerErr error
-	_, err = w.query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload,
-		Filter: serfrpc.Filter{Nodes: alive}, Timeout: w.opts.QueryTimeout, Expect: alive,
-		Resend: resendQuery, Patience: pollPatience,
-		OnResponse: func(r serfrpc.Response) {
-			if answerErr == nil {
-				answerErr = w.statusAnswer(r)
-			}
-		},
-	})
-	if answerErr != nil {
-		return answerErr
-	}
-	if err != nil {
-		return w.sendError(ctx, err)
+	if err := w.askStatus(ctx, alive); err != nil {
+		return err
 	}
 	if err := w.discover(ctx, false); err != nil {
 		return err
@@ -182,6 +165,31 @@ func (w *watch) poll(ctx context.Context, ask []string) error {
 // pollPatience is how long a status poll waits for nodes that have not
 // even acknowledged it; the next poll asks them again.
 const pollPatience = time.Second
+
+// askStatus asks nodes for their phase of this deploy. Answers are taken
+// as they arrive, so that one slow node does not delay what the others
+// report.
+func (w *watch) askStatus(ctx context.Context, nodes []string) error {
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
+	var answerErr error
+	_, err := w.query(ctx, serfrpc.Query{
+		Name: protocol.QueryPuppetStatus, Payload: payload,
+		Filter: serfrpc.Filter{Nodes: nodes}, Timeout: w.opts.QueryTimeout, Expect: nodes,
+		Resend: resendQuery, Patience: pollPatience,
+		OnResponse: func(r serfrpc.Response) {
+			if answerErr == nil {
+				answerErr = w.statusAnswer(r)
+			}
+		},
+	})
+	if answerErr != nil {
+		return answerErr
+	}
+	if err != nil {
+		return w.sendError(ctx, err)
+	}
+	return nil
+}
 
 // sendError classifies an error from serf during the watch: the end of
 // ctx (interrupt or deadline) is the loop's business, anything else is the
