@@ -29,6 +29,7 @@ type Record struct {
 	Ref         string           `json:"ref,omitempty"`
 	Commit      string           `json:"commit,omitempty"`
 	Reached     int              `json:"reached,omitempty"` // sync: nodes that answered the trigger
+	Listed      int              `json:"listed,omitempty"`  // sync: alive targets the trigger was sent to
 	Build       *protocol.Build  `json:"build,omitempty"`
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
 	// Puppet is what the request passes through to Puppet (run records).

@@ -54,7 +54,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		if rec, err := n.st.load(req.ID, KindSync); err == nil {
 			known = true
 			rec = n.st.reconcile(rec, n.recoverRun)
-			st.Sync, st.SyncMsg, st.Commit, st.Reached = rec.Phase, rec.Message, rec.Commit, rec.Reached
+			st.Sync, st.SyncMsg, st.Commit, st.Reached, st.Listed = rec.Phase, rec.Message, rec.Commit, rec.Reached, rec.Listed
 			st.SyncReason = rec.Reason
 			st.Request = rec.request()
 		}

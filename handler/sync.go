@@ -50,7 +50,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		return n.st.saveLocked(rec)
 	}
 
-	summary, reached, err := n.trigger(ctx, rec.Deploy)
+	summary, reached, listed, err := n.trigger(ctx, rec.Deploy)
 	if errors.Is(err, serfrpc.ErrAuth) {
 		// The key is the node's, not the CLI's: say which setting to fix.
 		err = fmt.Errorf("this master's serf agent refused the handler's RPC key: set serf.rpc_auth in %s to the agent's RPC auth key", n.cfgPath)
@@ -59,7 +59,7 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		return fail(protocol.ReasonTriggerFailed, err)
 	}
 	rec.Phase = protocol.PhaseTriggered
-	rec.Message, rec.Reached = summary, reached
+	rec.Message, rec.Reached, rec.Listed = summary, reached, listed
 	rec.Finished = time.Now()
 	n.log.Printf("deploy %s: puppetrun: %s", id, summary)
 	return n.st.saveLocked(rec)
@@ -120,39 +120,39 @@ func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
 // trigger fires puppetrun at the deploy's targets and says what they
 // answered, and how many did. It waits only until every alive target has
 // answered.
-func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string, reached int, err error) {
+func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string, reached, listed int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Master.TriggerTimeout+10*time.Second)
 	defer cancel()
 	c, err := serfrpc.Connect(ctx, serfrpc.Config{Addr: n.cfg.Serf.RPCAddr, AuthKey: n.cfg.Serf.RPCAuth})
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	defer c.Close()
 	filter := serfrpc.Filter{Tags: d.Tags, Nodes: d.Nodes}
 	members, err := c.Members(ctx, filter, serfrpc.StatusAlive)
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	var expect []string
 	for _, m := range members {
 		expect = append(expect, m.Name)
 	}
 	if len(expect) == 0 {
-		return "no alive node matched " + filter.String(), 0, nil
+		return "no alive node matched " + filter.String(), 0, 0, nil
 	}
 	payload, err := json.Marshal(protocol.RunRequest{
 		ID: d.ID, Environment: d.Environment, Module: d.Module, Ref: d.Ref,
 		SkipMasters: d.SkipMasters, Build: d.Build, PuppetFlags: d.PuppetFlags, WaitSec: d.WaitSec,
 	})
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	res, err := c.Query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: payload, Filter: filter,
 		Timeout: n.cfg.Master.TriggerTimeout, Expect: expect, Resend: 500 * time.Millisecond,
 	})
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
 	counts := map[string]int{}
 	for _, r := range res.Responses {
@@ -172,7 +172,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	if missing := len(expect) - len(res.Responses); missing > 0 {
 		parts = append(parts, fmt.Sprintf("%d no answer", missing))
 	}
-	return strings.Join(parts, ", "), len(res.Responses) - counts[protocol.RunSkipped], nil
+	return strings.Join(parts, ", "), len(res.Responses) - counts[protocol.RunSkipped], len(expect) - counts[protocol.RunSkipped], nil
 }
 
 func shortCommit(c string) string {

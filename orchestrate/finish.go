@@ -51,6 +51,14 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 		res.Outcome = fmt.Sprintf("%s; but the masters' trigger reached %d node(s) and only %d answered for this deploy (exit %d)",
 			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), n, len(w.heard), ExitIncomplete)
 	}
+	if n := w.listed(); res.ExitCode == ExitOK && n > len(w.heard) {
+		// A master sent its trigger to more alive targets than answered
+		// for this deploy (one the gossip missed never ran): a watch that
+		// re-attached knows the targets only from their records.
+		res.ExitCode = ExitIncomplete
+		res.Outcome = fmt.Sprintf("%s; but the masters' trigger was sent to %d node(s) and only %d answered for this deploy (exit %d)",
+			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), n, len(w.heard), ExitIncomplete)
+	}
 	if logErr != nil {
 		res.ExitCode = ExitInfra
 		res.Outcome = logErr.Error()

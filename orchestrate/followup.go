@@ -83,6 +83,15 @@ func (w *watch) reached() int {
 	return n
 }
 
+// listed is the most alive targets any master's trigger was sent to.
+func (w *watch) listed() int {
+	n := 0
+	for _, m := range w.masters {
+		n = max(n, m.Listed)
+	}
+	return n
+}
+
 // logCheckEvery paces reading the logging service for runs the polls have
 // not seen finish (a node whose answers are lost, e.g. too large for serf).
 const logCheckEvery = 10 * time.Second

@@ -120,3 +120,29 @@ func TestNodeJoinedBeforeTheTriggerIsFound(t *testing.T) {
 		t.Fatalf("qa3 %+v (found %v), exit %d", n, ok, res.ExitCode)
 	}
 }
+
+// TestWatchCountsTheTriggersTargets: a watch that re-attached knows the
+// targets only from their records. When a master's trigger was sent to more
+// alive targets than have a record (one the gossip missed never ran), it
+// does not exit 0 (the fault campaign's false green from `watch`).
+func TestWatchCountsTheTriggersTargets(t *testing.T) {
+	for _, listed := range []int{3, 4} {
+		f := cluster(finishedOK)
+		f.polls = 5 // past the fake's "running" answers
+		f.override(func(n, q string) ([]byte, bool) {
+			return statusJSON(protocol.Status{Node: n, Role: "master", ID: "w1", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseTriggered,
+				Commit: "abc123", Reached: 3, Listed: listed, Request: protocol.Request{Module: "motd", Ref: "v1"}}), n == "m1" && q == protocol.QueryPuppetStatus
+		})
+		res, err := Watch(context.Background(), f, fastOptions("w1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ExitOK
+		if listed == 4 {
+			want = ExitIncomplete
+		}
+		if res.ExitCode != want || len(res.Nodes) != 3 {
+			t.Fatalf("listed %d: exit %d (%s), %d nodes", listed, res.ExitCode, res.Outcome, len(res.Nodes))
+		}
+	}
+}

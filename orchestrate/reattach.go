@@ -32,11 +32,13 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 	var targets, masters []serfrpc.Member
 	var req *protocol.Request
+	var answers []serfrpc.Response
 	_, err = rpc.Query(ctx, knownQuery(opts.ID, serfrpc.Filter{}, func(r serfrpc.Response) {
 		var st protocol.Status
 		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 || st.Node != r.From {
 			return
 		}
+		answers = append(answers, r)
 		hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped
 		hasSync := st.Sync != "" && st.Sync != protocol.PhaseUnknown
 		if hasRun {
@@ -64,6 +66,14 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	w := newWatch(rpc, &opts, kind, targets, masters)
 	if len(masters) == 0 {
 		w.triggeredAt = time.Now()
+	}
+	// What the nodes said is the watch's first poll: the masters' sync and
+	// how many nodes their trigger was sent to count even when every
+	// target is settled before the next poll reaches a master.
+	for _, r := range answers {
+		if err := w.statusAnswer(r); err != nil {
+			return w.finish(ctx, err)
+		}
 	}
 	w.observer.note(fmt.Sprintf("watching %s %s (%s): %d node(s) and %d master(s) have a record of it", kind, opts.ID, req, len(targets), len(masters)))
 	return w.finish(ctx, w.loop(ctx))

@@ -60,8 +60,10 @@ type MasterResult struct {
 	Phase   string `json:"phase"`
 	Message string `json:"message,omitempty"`
 	Commit  string `json:"commit,omitempty"`
-	// Reached is how many nodes answered the master's puppetrun trigger.
+	// Reached is how many nodes answered the master's puppetrun trigger;
+	// Listed, how many alive targets it sent it to.
 	Reached int `json:"reached,omitempty"`
+	Listed  int `json:"listed,omitempty"`
 }
 
 // ResultSchema is the version of Result's JSON (--format json,

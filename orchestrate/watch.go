@@ -325,9 +325,7 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 	if st.Request.Conflicts(w.request()) {
 		return Errorf(ExitUsage, "deploy id %s was already used on master %s for a %s; choose another --id, or leave --id out for a new one", w.opts.ID, m.Node, st.Request)
 	}
-	if st.Reached > m.Reached {
-		m.Reached = st.Reached
-	}
+	m.Reached, m.Listed = max(m.Reached, st.Reached), max(m.Listed, st.Listed)
 	if st.Sync == m.Phase {
 		return nil
 	}

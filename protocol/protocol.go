@@ -260,6 +260,7 @@ type Status struct {
 	SyncReason string  `json:"sync_reason,omitempty"` // master: why the sync failed
 	Commit     string  `json:"commit,omitempty"`      // master: the commit installed
 	Reached    int     `json:"reached,omitempty"`     // master: nodes that answered its puppetrun trigger
+	Listed     int     `json:"listed,omitempty"`      // master: alive targets its trigger was sent to
 	Last       *Status `json:"last,omitempty"`        // with an empty request ID: the node's last run
 	// Request says what this node's record of ID was made for.
 	Request Request `json:"req,omitzero"`
