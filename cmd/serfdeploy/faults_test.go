@@ -572,7 +572,7 @@ func TestFaultReplayedDeployEvent(t *testing.T) {
 
 	// The event exactly as the CLI fired it (no build context, no
 	// environment given), twice, from another node's agent.
-	payload, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1", Tags: map[string]string{"segment": "qa"}})
+	payload, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1", Tags: map[string]string{"segment": "qa"}, WaitSec: 180}) // --timeout 3m, --on-running wait
 	if err != nil {
 		t.Fatal(err)
 	}
