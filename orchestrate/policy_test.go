@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
@@ -145,36 +144,5 @@ func TestWatchCountsTheTriggersTargets(t *testing.T) {
 		if res.ExitCode != want || len(res.Nodes) != 3 {
 			t.Fatalf("listed %d: exit %d (%s), %d nodes", listed, res.ExitCode, res.Outcome, len(res.Nodes))
 		}
-	}
-}
-
-// TestLateJoinerCountsAtTheTimeout: one target hangs until the timeout; a
-// node that joined just before the trigger failed. The failure is the
-// deploy's code (1), not the timeout's (4): the oracle's wrong code, seed 2
-// scenario 6.
-func TestLateJoinerCountsAtTheTimeout(t *testing.T) {
-	f := cluster(finishedOK)
-	f.answer = wrapSilent(f.answer, "qa1")
-	failed := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa3" && q == protocol.QueryPuppetStatus {
-			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-hang", Phase: protocol.PhaseFailed,
-				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
-		}
-		return failed(n, q, p)
-	}
-	f.onPoll = func(f *fakeRPC, poll int) {
-		if poll == 1 {
-			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
-		}
-	}
-	opts := qaOptions("d-hang")
-	opts.Timeout = 500 * time.Millisecond
-	res, err := Deploy(context.Background(), f, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.ExitCode != ExitFailed {
-		t.Fatalf("exit %d (%s)", res.ExitCode, res.Outcome)
 	}
 }
