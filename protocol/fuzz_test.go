@@ -222,16 +222,7 @@ func FuzzDecodeAnswers(f *testing.F) {
 		`{"v":"1","node":"agent-01"}`, `{"v":1,"node":7}`, `{"v":1,"exit":null}`, `{"v":1,"last":null}`, `{"v":1,"last":[]}`,
 	)
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		var st Status
-		if json.Unmarshal(payload, &st) == nil {
-			b, err := json.Marshal(&st)
-			if err != nil {
-				t.Fatalf("status %q decoded but does not encode: %v", payload, err)
-			}
-			var back Status
-			if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(st, back) {
-				t.Fatalf("status %q decoded to %+v; re-encoded %q decodes to %+v (%v)", payload, st, b, back, err)
-			}
+		if st, ok := checkUnmarshal[Status](t, "status", payload); ok {
 			// As a node answers: one level of Last, shortened messages.
 			if st.Last != nil {
 				st.Last.Last = nil
@@ -240,25 +231,36 @@ func FuzzDecodeAnswers(f *testing.F) {
 			if st.Last != nil {
 				msgs = append(msgs, &st.Last.Message)
 			}
-			checkAnswer(t, st.Node, &st, &back, msgs...)
+			checkAnswer(t, st.Node, st, msgs...)
 		}
-		var a RunAnswer
-		if json.Unmarshal(payload, &a) == nil {
-			b, err := json.Marshal(&a)
-			if err != nil {
-				t.Fatalf("answer %q decoded but does not encode: %v", payload, err)
-			}
-			var back RunAnswer
-			if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(a, back) {
-				t.Fatalf("answer %q decoded to %+v; re-encoded %q decodes to %+v (%v)", payload, a, b, back, err)
-			}
-			checkAnswer(t, a.Node, &a, &back, &a.Message)
+		if a, ok := checkUnmarshal[RunAnswer](t, "answer", payload); ok {
+			checkAnswer(t, a.Node, a, &a.Message)
 		}
 	})
 }
 
-// checkAnswer encodes v as node from would and decodes it into back.
-func checkAnswer[T any](t *testing.T, from string, v, back *T, msgs ...*string) {
+// checkUnmarshal decodes payload as the CLI decodes an answer (plain
+// json.Unmarshal, unlike checkStrict); what decodes must encode again and
+// decode back to the same value.
+func checkUnmarshal[T any](t *testing.T, what string, payload []byte) (*T, bool) {
+	t.Helper()
+	v := new(T)
+	if json.Unmarshal(payload, v) != nil {
+		return nil, false
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("%s %q decoded but does not encode: %v", what, payload, err)
+	}
+	back := new(T)
+	if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(v, back) {
+		t.Fatalf("%s %q decoded to %+v; re-encoded %q decodes to %+v (%v)", what, payload, *v, b, *back, err)
+	}
+	return v, true
+}
+
+// checkAnswer encodes v as node from would and decodes it again.
+func checkAnswer[T any](t *testing.T, from string, v *T, msgs ...*string) {
 	t.Helper()
 	before := make([]string, len(msgs))
 	for i, m := range msgs {
@@ -275,8 +277,7 @@ func checkAnswer[T any](t *testing.T, from string, v, back *T, msgs ...*string) 
 	if !ResponseFits(from, b) || !utf8.Valid(b) {
 		t.Fatalf("EncodeAnswer from %q gave %d bytes (serf size %d), valid UTF-8 %v", from, len(b), ResponseSize(from, b), utf8.Valid(b))
 	}
-	var zero T
-	*back = zero
+	back := new(T)
 	if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(v, back) {
 		t.Fatalf("EncodeAnswer gave %q, which decodes to %+v, not %+v (%v)", b, back, v, err)
 	}

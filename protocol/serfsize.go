@@ -21,14 +21,23 @@ import (
 // what may differ between serf versions.
 const sizeMargin = 16
 
-type sizedUserEvent struct {
-	LTime   uint64
+// The gossip messages below copy serf/messages.go field for field (names,
+// order and Go types), because their msgpack encoding is what serf
+// measures. They are exported for internal/serfsim, which encodes the same
+// messages with the values serf really sends, so the simulator and these
+// sizes cannot drift apart (and the simulator's test against a real serf
+// agent checks both).
+
+// SerfUserEvent is serf's messageUserEvent.
+type SerfUserEvent struct {
+	LTime   uint64 // serf.LamportTime
 	Name    string
 	Payload []byte
 	CC      bool
 }
 
-type sizedQuery struct {
+// SerfQuery is serf's messageQuery.
+type SerfQuery struct {
 	LTime       uint64
 	ID          uint32
 	Addr        []byte
@@ -42,12 +51,14 @@ type sizedQuery struct {
 	Payload     []byte
 }
 
-type sizedFilterTag struct {
+// SerfFilterTag is serf's filterTag, a query's tag filter.
+type SerfFilterTag struct {
 	Tag  string
 	Expr string
 }
 
-type sizedResponse struct {
+// SerfQueryResponse is serf's messageQueryResponse.
+type SerfQueryResponse struct {
 	LTime   uint64
 	ID      uint32
 	From    string
@@ -68,7 +79,7 @@ func encodedSize(v any) int {
 // EventSize is the size serf gives a user event when it checks it against
 // its 512-byte limit.
 func EventSize(name string, payload []byte) int {
-	return encodedSize(&sizedUserEvent{LTime: math.MaxUint64, Name: name, Payload: payload, CC: true})
+	return encodedSize(&SerfUserEvent{LTime: math.MaxUint64, Name: name, Payload: payload, CC: true})
 }
 
 // EventFits reports whether serf accepts a user event of this name and
@@ -86,9 +97,9 @@ func QuerySize(name string, payload []byte, nodes []string, tags map[string]stri
 		filters = append(filters, encodedFilter(0, nodes))
 	}
 	for k, v := range tags {
-		filters = append(filters, encodedFilter(1, &sizedFilterTag{Tag: k, Expr: v}))
+		filters = append(filters, encodedFilter(1, &SerfFilterTag{Tag: k, Expr: v}))
 	}
-	return encodedSize(&sizedQuery{
+	return encodedSize(&SerfQuery{
 		LTime: math.MaxUint64, ID: math.MaxUint32, Addr: make([]byte, 16), Port: math.MaxUint16,
 		SourceNode: source, Filters: filters, Flags: math.MaxUint32, RelayFactor: math.MaxUint8,
 		Timeout: timeout, Name: name, Payload: payload,
@@ -112,7 +123,7 @@ func encodedFilter(kind byte, v any) []byte {
 // ResponseSize is the size serf gives a node's query response from node
 // from when it checks it against its 1024-byte limit.
 func ResponseSize(from string, payload []byte) int {
-	return encodedSize(&sizedResponse{LTime: math.MaxUint64, ID: math.MaxUint32, From: from, Flags: math.MaxUint32, Payload: payload})
+	return encodedSize(&SerfQueryResponse{LTime: math.MaxUint64, ID: math.MaxUint32, From: from, Flags: math.MaxUint32, Payload: payload})
 }
 
 // ResponseFits reports whether serf sends the response, with a margin.

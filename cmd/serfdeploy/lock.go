@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,9 +34,7 @@ func lockCommand(env *cliEnv, disable bool, usage, description string, own ...cl
 	}
 	return &cli.Command{
 		Name: name, Usage: usage, Description: description,
-		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), own, []cli.Flag{
-			&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long to wait for slow nodes"},
-		}),
+		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), own, []cli.Flag{queryTimeoutFlag()}),
 		Action: action(func(c *cli.Context) error {
 			check := func(f serfrpc.Filter) error {
 				if f.Empty() {

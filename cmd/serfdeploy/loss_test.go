@@ -55,15 +55,23 @@ func TestDeployUnderPacketLoss(t *testing.T) {
 		t.Fatalf("adding the targets' ports to the loss: %v: %s", err, out)
 	}
 
-	t.Run("all finish", func(t *testing.T) {
-		const id = "loss-all"
-		r, res, took := nsDeploy(t, ns, f, id, "v1")
-		if r.Code != orchestrate.ExitOK {
-			t.Fatalf("want exit 0 under 20%% loss: %s", r)
+	// deploy deploys ref with id under the loss and checks what both
+	// subtests want first: exit code want, and a state for every target.
+	deploy := func(t *testing.T, id, ref string, want int) (orchestrate.Result, time.Duration) {
+		t.Helper()
+		r, res, took := nsDeploy(t, ns, f, id, ref)
+		if r.Code != want {
+			t.Fatalf("want exit %d under 20%% loss: %s", want, r)
 		}
 		if got := states(res); len(got) != len(targets) {
 			t.Fatalf("states %v, want the %d targets", got, len(targets))
 		}
+		return res, took
+	}
+
+	t.Run("all finish", func(t *testing.T) {
+		const id = "loss-all"
+		res, took := deploy(t, id, "v1", orchestrate.ExitOK)
 		for _, a := range targets {
 			wantFinished(t, res, a)
 		}
@@ -82,13 +90,8 @@ func TestDeployUnderPacketLoss(t *testing.T) {
 		}
 		f.Repo.CommitModule("v2", f.Files, "")
 		const id = "loss-one-fails"
-		r, res, took := nsDeploy(t, ns, f, id, "v2")
-		if r.Code != orchestrate.ExitFailed {
-			t.Fatalf("want exit 1 under 20%% loss with agent-03's run failing: %s", r)
-		}
-		if got := states(res); len(got) != len(targets) {
-			t.Fatalf("states %v, want the %d targets", got, len(targets))
-		}
+		// Exit 1: agent-03's run fails.
+		res, took := deploy(t, id, "v2", orchestrate.ExitFailed)
 		for _, a := range targets {
 			if a != "agent-03" {
 				wantFinished(t, res, a)

@@ -23,7 +23,7 @@ func statusCommand(env *cliEnv) *cli.Command {
 			"Exits 4 when a node did not answer.",
 		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "id", Usage: "a deploy id: show each node's phase of it"},
-			&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long to wait for slow nodes"},
+			queryTimeoutFlag(),
 		}),
 		Action: action(func(c *cli.Context) error {
 			check := func(f serfrpc.Filter) error {
@@ -49,6 +49,12 @@ func statusCommand(env *cliEnv) *cli.Command {
 			})
 		}),
 	}
+}
+
+// queryTimeoutFlag is status's, enable's and disable's: each asks the nodes
+// once and waits as long for their answers.
+func queryTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long to wait for slow nodes"}
 }
 
 func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {

@@ -3,9 +3,10 @@ package serfsim
 import (
 	"bytes"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Serf's default limits (serf/config.go DefaultConfig and the agent's
@@ -32,42 +33,10 @@ const (
 
 const queryFlagAck = 1
 
-// The gossip messages below copy serf/messages.go field for field (names,
-// order and Go types), because their msgpack encoding is what serf measures.
-
-type messageUserEvent struct {
-	LTime   uint64 // serf.LamportTime
-	Name    string
-	Payload []byte
-	CC      bool
-}
-
-type messageQuery struct {
-	LTime       uint64
-	ID          uint32
-	Addr        []byte
-	Port        uint16
-	SourceNode  string
-	Filters     [][]byte
-	Flags       uint32
-	RelayFactor uint8
-	Timeout     time.Duration
-	Name        string
-	Payload     []byte
-}
-
-type filterTag struct {
-	Tag  string
-	Expr string
-}
-
-type messageQueryResponse struct {
-	LTime   uint64
-	ID      uint32
-	From    string
-	Flags   uint32
-	Payload []byte
-}
+// The gossip messages are protocol's copies of serf/messages.go
+// (protocol.SerfUserEvent, SerfQuery, SerfFilterTag, SerfQueryResponse):
+// protocol sizes them at their worst case, the simulator with the values
+// it sends.
 
 // encodeMessage mirrors serf/messages.go encodeMessage: a type byte, then the
 // message in msgpack.
@@ -94,7 +63,7 @@ func checkUserEvent(ltime uint64, name string, payload []byte, coalesce bool) er
 	if len(name)+len(payload) > UserEventSizeLimit {
 		return fmt.Errorf("user event exceeds configured limit of %d bytes before encoding", UserEventSizeLimit)
 	}
-	raw, err := encodeMessage(messageUserEventType, &messageUserEvent{LTime: ltime, Name: name, Payload: payload, CC: coalesce})
+	raw, err := encodeMessage(messageUserEventType, &protocol.SerfUserEvent{LTime: ltime, Name: name, Payload: payload, CC: coalesce})
 	if err != nil {
 		return err
 	}
@@ -107,7 +76,7 @@ func checkUserEvent(ltime uint64, name string, payload []byte, coalesce bool) er
 // querySize mirrors (*serf.Serf).Query in serf/serf.go (with
 // QueryParam.encodeFilters of serf/query.go): the size of the encoded query
 // message that serf compares with QuerySizeLimit.
-func querySize(q *messageQuery, nodes []string, tags map[string]string, ack bool) (int, error) {
+func querySize(q *protocol.SerfQuery, nodes []string, tags map[string]string, ack bool) (int, error) {
 	var filters [][]byte
 	if len(nodes) > 0 {
 		b, err := encodeFilter(filterNodeType, nodes)
@@ -117,7 +86,7 @@ func querySize(q *messageQuery, nodes []string, tags map[string]string, ack bool
 		filters = append(filters, b)
 	}
 	for tag, expr := range tags {
-		b, err := encodeFilter(filterTagType, &filterTag{tag, expr})
+		b, err := encodeFilter(filterTagType, &protocol.SerfFilterTag{Tag: tag, Expr: expr})
 		if err != nil {
 			return 0, err
 		}
@@ -136,7 +105,7 @@ func querySize(q *messageQuery, nodes []string, tags map[string]string, ack bool
 // serf compares with QueryResponseSizeLimit. A larger answer is not sent;
 // the agent only logs a warning.
 func responseSize(ltime uint64, id uint32, from string, payload []byte) int {
-	raw, err := encodeMessage(messageQueryResponseType, &messageQueryResponse{LTime: ltime, ID: id, From: from, Payload: payload})
+	raw, err := encodeMessage(messageQueryResponseType, &protocol.SerfQueryResponse{LTime: ltime, ID: id, From: from, Payload: payload})
 	if err != nil {
 		return QueryResponseSizeLimit + 1
 	}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Serf's default query timeout inputs: the LAN gossip interval and
@@ -51,7 +53,7 @@ func (f *Fleet) startQuery(req *queryRequest) (*queryRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := &queryRun{name: req.Name, payload: req.Payload, ltime: f.queryClock, id: uint32(f.rng.Int32())}
-	size, err := querySize(&messageQuery{
+	size, err := querySize(&protocol.SerfQuery{
 		LTime: q.ltime, ID: q.id, Addr: f.local.addr, Port: memberPort, SourceNode: f.local.name,
 		RelayFactor: req.RelayFactor, Timeout: timeout, Name: req.Name, Payload: req.Payload,
 	}, req.FilterNodes, req.FilterTags, req.RequestAck)

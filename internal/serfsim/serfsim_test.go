@@ -240,7 +240,7 @@ func TestLimits(t *testing.T) {
 	// The protocol package sizes messages at their worst case: anything it
 	// lets through, the simulated agent takes.
 	for k := 1; k < 300; k++ {
-		q := &messageQuery{LTime: 1, ID: 1 << 30, Addr: f.local.addr, Port: memberPort, SourceNode: f.local.name, Timeout: 5 * time.Second, Name: protocol.QueryPuppetStatus, Payload: []byte(`{"id":"20260101T000000Z-abcdef"}`)}
+		q := &protocol.SerfQuery{LTime: 1, ID: 1 << 30, Addr: f.local.addr, Port: memberPort, SourceNode: f.local.name, Timeout: 5 * time.Second, Name: protocol.QueryPuppetStatus, Payload: []byte(`{"id":"20260101T000000Z-abcdef"}`)}
 		ours, _ := querySize(q, nodes[:k], nil, true)
 		theirs := protocol.QuerySize(q.Name, q.Payload, nodes[:k], nil, q.Timeout, q.SourceNode)
 		if ours > theirs {
