@@ -56,6 +56,9 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 			rec = n.st.reconcile(rec, n.recoverRun)
 			st.Sync, st.SyncMsg, st.Commit, st.Reached, st.Listed = rec.Phase, rec.Message, rec.Commit, rec.Reached, rec.Listed
 			st.SyncReason = rec.Reason
+			if rec.Deploy != nil {
+				st.Targets, st.Batched = rec.Deploy.Targets, rec.Deploy.SyncOnly
+			}
 			st.Request = rec.request()
 		}
 	}

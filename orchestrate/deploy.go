@@ -46,18 +46,18 @@ func prepareDeploy(ctx context.Context, rpc RPC, opts *Options) (targets, master
 	if len(masters) == 0 {
 		return nil, nil, nil, Errorf(ExitInfra, "no alive puppet master matched --master-tag %s; check `serfdeploy members --tag %s`", opts.MasterTag, opts.MasterTag)
 	}
-	payload, err = deployPayload(opts)
+	payload, err = deployPayload(opts, len(targets))
 	return targets, masters, payload, err
 }
 
 // deployPayload builds the event, within serf's 512 bytes. The build's
 // context is the first thing to go when it does not fit: it helps tracing,
 // the deploy does not need it.
-func deployPayload(opts *Options) ([]byte, error) {
+func deployPayload(opts *Options, targets int) ([]byte, error) {
 	d := protocol.Deploy{
 		ID: opts.ID, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
-		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(), SyncOnly: opts.batched(),
+		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(), SyncOnly: opts.batched(), Targets: targets,
 	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge

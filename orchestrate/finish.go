@@ -44,20 +44,10 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 	applyPolicies(res.Nodes, w.opts)
 	res.ExitCode = decideExit(res.Nodes)
 	res.Outcome = outcome(res)
-	if n := w.reached(); res.ExitCode == ExitOK && n > len(w.heard) {
-		// A master's trigger reached nodes the CLI never heard from: it
-		// cannot say they succeeded.
+	if why := w.unaccounted(); res.ExitCode == ExitOK && why != "" {
 		res.ExitCode = ExitIncomplete
-		res.Outcome = fmt.Sprintf("%s; but the masters' trigger reached %d node(s) and only %d answered for this deploy (exit %d)",
-			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), n, len(w.heard), ExitIncomplete)
-	}
-	if n := w.listed(); res.ExitCode == ExitOK && n > len(w.heard) {
-		// A master sent its trigger to more alive targets than answered
-		// for this deploy (one the gossip missed never ran): a watch that
-		// re-attached knows the targets only from their records.
-		res.ExitCode = ExitIncomplete
-		res.Outcome = fmt.Sprintf("%s; but the masters' trigger was sent to %d node(s) and only %d answered for this deploy (exit %d)",
-			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), n, len(w.heard), ExitIncomplete)
+		res.Outcome = fmt.Sprintf("%s; but %s (exit %d)",
+			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), why, ExitIncomplete)
 	}
 	if logErr != nil {
 		res.ExitCode = ExitInfra
@@ -65,6 +55,27 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 		return res, logErr
 	}
 	return res, nil
+}
+
+// unaccounted says which nodes of the deploy the CLI cannot account for,
+// or "" when it can: a deploy it cannot say all of succeeded is not exit 0.
+func (w *watch) unaccounted() string {
+	heard := len(w.heard)
+	switch {
+	case w.reached() > heard:
+		// The trigger reached nodes the CLI never heard from.
+		return fmt.Sprintf("the masters' trigger reached %d node(s) and only %d answered for this deploy", w.reached(), heard)
+	case w.listed() > heard:
+		// The trigger was sent to an alive target that never answered
+		// (one the gossip missed never ran).
+		return fmt.Sprintf("the masters' trigger was sent to %d node(s) and only %d answered for this deploy", w.listed(), heard)
+	case w.expected() > len(w.targets):
+		// A re-attached watch knows the targets only from their records:
+		// one that left before the trigger, or a batch the aborted
+		// rollout never started, has none.
+		return fmt.Sprintf("the deploy listed %d target(s) and only %d have a record of it; the others never ran it (see `serfdeploy status --id %s`)", w.expected(), len(w.targets), w.opts.ID)
+	}
+	return ""
 }
 
 // readLog replaces each node's polled status with its finished record from

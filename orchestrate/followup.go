@@ -72,22 +72,20 @@ func (w *watch) discover(ctx context.Context, final bool) error {
 	return nil
 }
 
-// reached is the most nodes any master's trigger reached.
-func (w *watch) reached() int {
-	n := 0
-	for _, m := range w.masters {
-		if m.Reached > n {
-			n = m.Reached
-		}
-	}
-	return n
+// reached is the most nodes any master's trigger reached; listed, the
+// most alive targets any master's trigger was sent to; expected, how many
+// targets the deploy's CLI listed, as the masters recorded it (0 from
+// masters older than that field).
+func (w *watch) reached() int { return w.mostOfMasters(func(m *MasterResult) int { return m.Reached }) }
+func (w *watch) listed() int  { return w.mostOfMasters(func(m *MasterResult) int { return m.Listed }) }
+func (w *watch) expected() int {
+	return w.mostOfMasters(func(m *MasterResult) int { return m.Targets })
 }
 
-// listed is the most alive targets any master's trigger was sent to.
-func (w *watch) listed() int {
+func (w *watch) mostOfMasters(figure func(*MasterResult) int) int {
 	n := 0
 	for _, m := range w.masters {
-		n = max(n, m.Listed)
+		n = max(n, figure(m))
 	}
 	return n
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
@@ -123,26 +124,77 @@ func TestNodeJoinedBeforeTheTriggerIsFound(t *testing.T) {
 
 // TestWatchCountsTheTriggersTargets: a watch that re-attached knows the
 // targets only from their records. When a master's trigger was sent to more
-// alive targets than have a record (one the gossip missed never ran), it
-// does not exit 0 (the fault campaign's false green from `watch`).
+// alive targets than have a record (one the gossip missed never ran), or
+// the deploy's CLI listed more targets than have one (one left before the
+// trigger; a batch an aborted rollout never started), it does not exit 0
+// (the fault campaigns' false greens from `watch`).
 func TestWatchCountsTheTriggersTargets(t *testing.T) {
-	for _, listed := range []int{3, 4} {
+	for _, c := range []struct {
+		listed, targets int
+		batched         bool
+		want            int
+	}{
+		{listed: 3, want: ExitOK},
+		{listed: 4, want: ExitIncomplete},
+		{listed: 3, targets: 3, want: ExitOK},
+		{listed: 3, targets: 4, want: ExitIncomplete},
+		{targets: 3, batched: true, want: ExitOK},
+		{targets: 5, batched: true, want: ExitIncomplete},
+	} {
 		f := cluster(finishedOK)
 		f.polls = 5 // past the fake's "running" answers
+		sync := protocol.PhaseTriggered
+		if c.batched {
+			sync = protocol.PhaseSynced
+		}
 		f.override(func(n, q string) ([]byte, bool) {
-			return statusJSON(protocol.Status{Node: n, Role: "master", ID: "w1", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseTriggered,
-				Commit: "abc123", Reached: 3, Listed: listed, Request: protocol.Request{Module: "motd", Ref: "v1"}}), n == "m1" && q == protocol.QueryPuppetStatus
+			return statusJSON(protocol.Status{Node: n, Role: "master", ID: "w1", Phase: protocol.PhaseUnknown, Sync: sync, Batched: c.batched,
+				Commit: "abc123", Reached: c.listed, Listed: c.listed, Targets: c.targets, Request: protocol.Request{Module: "motd", Ref: "v1"}}), n == "m1" && q == protocol.QueryPuppetStatus
 		})
-		res, err := Watch(context.Background(), f, fastOptions("w1"))
+		opts := fastOptions("w1")
+		opts.Timeout = 5 * time.Second // a batched master left waiting would run it out
+		res, err := Watch(context.Background(), f, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := ExitOK
-		if listed == 4 {
-			want = ExitIncomplete
+		if res.ExitCode != c.want || len(res.Nodes) != 3 {
+			t.Fatalf("%+v: exit %d (%s), %d nodes", c, res.ExitCode, res.Outcome, len(res.Nodes))
 		}
-		if res.ExitCode != want || len(res.Nodes) != 3 {
-			t.Fatalf("listed %d: exit %d (%s), %d nodes", listed, res.ExitCode, res.Outcome, len(res.Nodes))
+	}
+}
+
+// TestLateJoinerCountsAtTheTimeout: one target hangs until the timeout; a
+// node that joined just before the trigger (the master did not count it)
+// ran the deploy and failed. The failure is the deploy's code (1), not the
+// timeout's (4): the oracle's wrong code, seed 2 scenarios 6 and 65. The
+// check runs before the deadline, while the agent connection is open.
+func TestLateJoinerCountsAtTheTimeout(t *testing.T) {
+	f := cluster(finishedOK)
+	f.answer = wrapSilent(f.answer, "qa1")
+	failed := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if n == "qa3" && q == protocol.QueryPuppetStatus {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-hang", Phase: protocol.PhaseFailed,
+				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
 		}
+		return failed(n, q, p)
+	}
+	f.onPoll = func(f *fakeRPC, poll int) {
+		if poll == 1 {
+			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
+		}
+	}
+	opts := qaOptions("d-hang")
+	opts.Timeout = 2 * time.Second
+	res, err := Deploy(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, n := range res.Nodes {
+		states[n.Node] = n.State
+	}
+	if res.ExitCode != ExitFailed || states["qa3"] != StateFailed || states["qa1"] != StateTimeout {
+		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
 	}
 }

@@ -64,6 +64,21 @@ type MasterResult struct {
 	// Listed, how many alive targets it sent it to.
 	Reached int `json:"reached,omitempty"`
 	Listed  int `json:"listed,omitempty"`
+	// Targets is how many targets the deploy's CLI listed (from the
+	// event the master recorded).
+	Targets int `json:"targets,omitempty"`
+	// batched: the master only synced, for a rollout whose CLI fires the
+	// runs itself; synced is then its last phase.
+	batched bool
+}
+
+// done reports whether the master has nothing more to do for the deploy.
+func (m *MasterResult) done() bool {
+	switch m.Phase {
+	case protocol.PhaseTriggered, protocol.PhaseFailed, StateLost:
+		return true
+	}
+	return m.batched && m.Phase == protocol.PhaseSynced
 }
 
 // ResultSchema is the version of Result's JSON (--format json,

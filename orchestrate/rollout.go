@@ -121,6 +121,7 @@ func rollout(ctx context.Context, rpc RPC, opts Options, kind string, targets, m
 			// trigger is the CLI's and done, so they are not polled.
 			c := *m
 			c.Phase = protocol.PhaseTriggered
+			c.Targets = 0 // the rollout, not one batch, accounts for every target
 			bw.masters[name] = &c
 		}
 		bres, err := bw.finish(ctx, bw.fireRuns(ctx, serfrpc.Filter{Nodes: names(batch)}))

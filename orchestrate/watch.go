@@ -66,8 +66,16 @@ func (w *watch) loop(ctx context.Context) error {
 	deadline := w.res.Started.Add(w.opts.Timeout)
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	// Nodes that joined late are looked for once more shortly before the
+	// deadline: at the deadline the agent connection is gone, and one that
+	// ran and failed must make a timeout exit 1, not 4.
+	joinCheckAt, joinChecked := deadline.Add(-joinCheckLead(w.opts.Timeout)), false
 	for {
 		err := w.poll(ctx, w.pendingNodes())
+		if err == nil && !joinChecked && !time.Now().Before(joinCheckAt) {
+			joinChecked = true
+			err = w.askJoined(ctx)
+		}
 		if err == nil && w.allFinal() {
 			// Nodes the masters reached and the CLI never heard from may
 			// still be found; they must not be left out of the result.
@@ -90,11 +98,21 @@ func (w *watch) loop(ctx context.Context) error {
 			return err
 		}
 		w.progress()
+		wait := w.interval()
+		if until := time.Until(joinCheckAt); !joinChecked && until > 0 && until < wait {
+			wait = until
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(w.interval()):
+		case <-time.After(wait):
 		}
 	}
+}
+
+// joinCheckLead is how long before the deadline the last look for late
+// joiners is taken: time for a member list and one status query.
+func joinCheckLead(timeout time.Duration) time.Duration {
+	return min(3*time.Second, timeout/4)
 }
 
 // interval is the time between polls: short when few nodes are left, so
@@ -205,7 +223,7 @@ func (w *watch) sendError(ctx context.Context, err error) error {
 func (w *watch) pendingNodes() []string {
 	var out []string
 	for name, m := range w.masters {
-		if m.Phase != protocol.PhaseTriggered && m.Phase != protocol.PhaseFailed && m.Phase != StateLost {
+		if !m.done() {
 			if _, isTarget := w.targets[name]; !isTarget {
 				out = append(out, name)
 			}
@@ -250,7 +268,7 @@ func (w *watch) lose(name, serfStatus string) error {
 	if t, ok := w.targets[name]; ok && !Final(t.State) {
 		w.set(t, StateLost, "", "serf reports the node "+serfStatus+" before its run finished")
 	}
-	if m, ok := w.masters[name]; ok && m.Phase != protocol.PhaseTriggered && m.Phase != protocol.PhaseFailed && m.Phase != StateLost {
+	if m, ok := w.masters[name]; ok && !m.done() {
 		m.Phase = StateLost
 		w.observer.event(Event{Time: time.Now(), Node: name, State: StateLost, Detail: "master " + serfStatus + " during code sync", Master: true})
 		if w.triggeredAt.IsZero() && w.allMastersDone() {
@@ -325,7 +343,8 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 	if st.Request.Conflicts(w.request()) {
 		return Errorf(ExitUsage, "deploy id %s was already used on master %s for a %s; choose another --id, or leave --id out for a new one", w.opts.ID, m.Node, st.Request)
 	}
-	m.Reached, m.Listed = max(m.Reached, st.Reached), max(m.Listed, st.Listed)
+	m.Reached, m.Listed, m.Targets = max(m.Reached, st.Reached), max(m.Listed, st.Listed), max(m.Targets, st.Targets)
+	m.batched = m.batched || st.Batched
 	if st.Sync == m.Phase {
 		return nil
 	}
@@ -342,7 +361,10 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 			return Errorf(code, "master %s installed the module but could not trigger the Puppet runs: %s", m.Node, st.SyncMsg)
 		}
 		return Errorf(code, "code sync failed on master %s: %s", m.Node, st.SyncMsg)
-	case protocol.PhaseTriggered:
+	case protocol.PhaseTriggered, protocol.PhaseSynced:
+		if !m.done() {
+			break // synced, and the master's trigger is still to come
+		}
 		if w.triggeredAt.IsZero() {
 			w.triggeredAt = time.Now()
 		}

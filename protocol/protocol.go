@@ -94,6 +94,10 @@ type Deploy struct {
 	// SyncOnly: masters install the code and fire no puppetrun; the CLI
 	// starts the runs itself, batch by batch (--batch, --canary).
 	SyncOnly bool `json:"sync_only,omitempty"`
+	// Targets is how many nodes the CLI listed as targets when it fired:
+	// a re-attached watch that finds fewer records of the id knows that
+	// some never ran, although it cannot name them.
+	Targets int `json:"targets,omitempty"`
 	PuppetFlags
 }
 
@@ -261,6 +265,8 @@ type Status struct {
 	Commit     string  `json:"commit,omitempty"`      // master: the commit installed
 	Reached    int     `json:"reached,omitempty"`     // master: nodes that answered its puppetrun trigger
 	Listed     int     `json:"listed,omitempty"`      // master: alive targets its trigger was sent to
+	Targets    int     `json:"targets,omitempty"`     // master: targets the CLI listed for the deploy (Deploy.Targets)
+	Batched    bool    `json:"batched,omitempty"`     // master: a rollout's sync (Deploy.SyncOnly): synced is its end, the CLI fires the runs
 	Last       *Status `json:"last,omitempty"`        // with an empty request ID: the node's last run
 	// Request says what this node's record of ID was made for.
 	Request Request `json:"req,omitzero"`

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -200,22 +201,7 @@ func TestDisableEnableAndSkip(t *testing.T) {
 func TestWatchReattaches(t *testing.T) {
 	f := qaFleet(t, fleet.Options{})
 	f.Repo.CommitModule("v2-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 8' }`)
-	cmd := exec.Command(bin, deployArgs("--ref", "v2-slow", "--node", "agent-01", "--id", "aborted-7")...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr, "NO_COLOR=1"}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Abort once the node has taken the run (stderr is not read while the
-	// process writes it).
-	waitFor(t, time.Minute, func() bool { return len(runRecords(t, f, "agent-01")) > 0 })
-	time.Sleep(time.Second)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 4 || !strings.Contains(stderr.String(), "serfdeploy watch aborted-7") {
-		t.Fatalf("aborted deploy: exit %d (%v)\n%s", code, err, stderr.String())
-	}
+	abortDeploy(t, f, "aborted-7", "agent-01", "--ref", "v2-slow", "--node", "agent-01")
 
 	junit := filepath.Join(t.TempDir(), "junit.xml")
 	r := f.CLI(nil, "watch", "aborted-7", "--poll-interval", "500ms", "--junit", junit, "--format", "json")
@@ -238,6 +224,39 @@ func TestWatchReattaches(t *testing.T) {
 
 	if r := f.CLI(nil, "watch", "no-such-deploy"); r.Code != 3 || !strings.Contains(r.Stderr, "no node has a record of deploy id no-such-deploy") {
 		t.Fatalf("watch of an unknown id: %s", r)
+	}
+
+	// A rollout aborted in its first batch: the second batch never ran and
+	// has no record; the watch must not call the deploy a success from the
+	// records it finds (it did: exit 0).
+	abortDeploy(t, f, "aborted-rollout", "agent-01", "--ref", "v2-slow", "--tag", "segment=qa", "--batch", "1")
+	r = f.CLI(nil, "watch", "aborted-rollout", "--poll-interval", "500ms", "--format", "json")
+	res = decodeResult(t, r)
+	if r.Code != 4 || states(res)["agent-01"] != "finished" || !strings.Contains(res.Outcome, "the deploy listed 2 target(s) and only 1 have a record of it") {
+		t.Fatalf("watch of an aborted rollout: %s", r)
+	}
+	if ids := runRecords(t, f, "agent-02"); slices.Contains(ids, "aborted-rollout") {
+		t.Fatalf("agent-02 ran %v: the aborted rollout never reached its batch", ids)
+	}
+}
+
+// abortDeploy starts a deploy, sends it SIGTERM (a Jenkins abort) once node
+// has taken the run, and checks that it exits 4 naming `serfdeploy watch`.
+func abortDeploy(t *testing.T, f *fleet.Fleet, id, node string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, deployArgs(append(args, "--id", id)...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr, "NO_COLOR=1"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The CLI is past firing once a node has the run's record.
+	waitFor(t, time.Minute, func() bool { return slices.Contains(runRecords(t, f, node), id) })
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 4 || !strings.Contains(stderr.String(), "serfdeploy watch "+id) {
+		t.Fatalf("aborted deploy %s: exit %d (%v)\n%s", id, code, err, stderr.String())
 	}
 }
 
