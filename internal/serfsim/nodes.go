@@ -380,9 +380,8 @@ func (f *Fleet) Runs(id string) []RunOutcome {
 	return out
 }
 
-// WaitTriggered waits until every master that received deploy id has fired
-// its puppetrun, so that Runs lists every run the deploy will have; it
-// returns at once when no master received it.
+// WaitTriggered waits until every master has received deploy id and fired
+// its puppetrun, so that Runs lists every run the deploy will have.
 func (f *Fleet) WaitTriggered(ctx context.Context, id string) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -390,7 +389,7 @@ func (f *Fleet) WaitTriggered(ctx context.Context, id string) error {
 		f.mu.Lock()
 		pending := false
 		for _, n := range f.nodes {
-			if s, ok := n.syncs[id]; ok && s.phase != protocol.PhaseTriggered {
+			if s, ok := n.syncs[id]; n.master && (!ok || s.phase != protocol.PhaseTriggered) {
 				pending = true
 			}
 		}

@@ -310,7 +310,6 @@ func TestDeploy(t *testing.T) {
 	if err := c.UserEvent(protocol.EventDeploy, d, false); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the event's gossip
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.WaitTriggered(ctx, "d3"); err != nil {
