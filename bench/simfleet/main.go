@@ -165,8 +165,7 @@ func deploy(o options, n int) row {
 		id = ids[0]
 	}
 	// A CLI that gave up early is compared with the runs the deploy went on
-	// to have: wait out the event's gossip and the masters' triggers.
-	time.Sleep(100 * time.Millisecond)
+	// to have: wait for every master's trigger.
 	wait, cancelWait := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancelWait()
 	if err := fleet.WaitTriggered(wait, id); err != nil {
