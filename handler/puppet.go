@@ -1,8 +1,6 @@
 package handler
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -61,24 +59,6 @@ type logEntry struct {
 	Level   string `json:"level"`
 	Message string `json:"message"`
 	Source  string `json:"source"`
-}
-
-func readLogEntries(path string) []logEntry {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []logEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		var e logEntry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // resourceInSource finds the resource in a log source such as

@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"os"
 	"path/filepath"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
@@ -24,7 +23,7 @@ func (n *Node) recoverRun(r *Record) bool {
 		return false
 	}
 	dir := n.st.runDir(r.ID)
-	output, _ := os.ReadFile(filepath.Join(dir, "puppet.log"))
+	output := readOutput(filepath.Join(dir, "puppet.log"))
 	entries := readLogEntries(filepath.Join(dir, "puppet.jsonl"))
 	exit := 0 // as --detailed-exitcodes would say, from the summary
 	if summary.Resources.Changed > 0 {
@@ -33,7 +32,7 @@ func (n *Node) recoverRun(r *Record) bool {
 	if summary.Resources.Failed > 0 || summary.Resources.FailedToRestart > 0 {
 		exit = 6
 	}
-	o := classify(exit, summary, entries, string(output), n.cfg.Puppet.StateDir)
+	o := classify(exit, summary, entries, output, n.cfg.Puppet.StateDir)
 	r.Phase, r.Reason = o.phase, o.reason
 	r.Message = protocol.Truncate("its worker died; decided from Puppet's summary: "+o.message, 2000)
 	r.Changed = summary.Resources.Changed

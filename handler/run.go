@@ -46,7 +46,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	})
 
 	rec.Finished = time.Now()
-	output, _ := os.ReadFile(outPath)
+	output := readOutput(outPath)
 	entries := readLogEntries(jsonLog)
 	switch {
 	case errors.Is(runErr, errStopped):
@@ -59,7 +59,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	default:
 		rec.ExitCode = &exit
 		summary, _ := readSummary(n.cfg.Puppet.SummaryFile, rec.Started)
-		o := classify(exit, summary, entries, string(output), n.cfg.Puppet.StateDir)
+		o := classify(exit, summary, entries, output, n.cfg.Puppet.StateDir)
 		rec.Phase, rec.Reason, rec.Message = o.phase, o.reason, protocol.Truncate(o.message, 2000)
 		if summary != nil {
 			rec.Changed = summary.Resources.Changed
