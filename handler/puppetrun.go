@@ -45,6 +45,7 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	defer unlock()
 	rec := n.newRecord(req.ID, KindRun, protocol.PhasePending, req.Request(), req.Build)
 	rec.Puppet = req.PuppetFlags
+	rec.Targets = req.Targets
 	finalize := func(phase, reason, msg, result string) error {
 		rec.Phase, rec.Reason, rec.Message, rec.Finished = phase, reason, msg, time.Now()
 		if err := n.st.save(rec); err != nil {

@@ -30,6 +30,7 @@ type Record struct {
 	Commit      string           `json:"commit,omitempty"`
 	Reached     int              `json:"reached,omitempty"` // sync: nodes that answered the trigger
 	Listed      int              `json:"listed,omitempty"`  // sync: alive targets the trigger was sent to
+	Targets     int              `json:"targets,omitempty"` // run: targets the CLI listed (RunRequest.Targets)
 	Build       *protocol.Build  `json:"build,omitempty"`
 	Deploy      *protocol.Deploy `json:"deploy,omitempty"` // sync: the event, for the trigger
 	// Puppet is what the request passes through to Puppet (run records).

@@ -71,6 +71,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 func fillRun(st *protocol.Status, rec *Record) {
 	st.Phase, st.Reason, st.Message = rec.Phase, rec.Reason, rec.Message
 	st.Request, st.Applied = rec.request(), rec.ConfigVersion
+	st.Targets = rec.Targets
 	st.Exit = rec.ExitCode
 	st.Changed, st.Failed, st.Total, st.Pending = rec.Changed, rec.Failed, rec.Total, rec.Pending
 	if !rec.Started.IsZero() {

@@ -27,7 +27,7 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
-	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts), time.Now()
+	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts, 0), time.Now()
 	w.res.Fired = true // from here on, a retry may deploy twice
 	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
 		return w.finish(ctx, interruptedOr(ctx, err, "firing the deploy event"))
@@ -98,7 +98,7 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	}
 	w := newWatch(rpc, &opts, "run", targets, nil)
 	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
-	return w.finish(ctx, w.fireRuns(ctx, opts.Filter))
+	return w.finish(ctx, w.fireRuns(ctx, opts.Filter, len(targets)))
 }
 
 // prepare validates the options and resolves the targets (at least one) and

@@ -69,7 +69,7 @@ func (w *watch) unaccounted() string {
 		// The trigger was sent to an alive target that never answered
 		// (one the gossip missed never ran).
 		return fmt.Sprintf("the masters' trigger was sent to %d node(s) and only %d answered for this deploy", w.listed(), heard)
-	case w.expected() > len(w.targets):
+	case !w.batch && w.expected() > len(w.targets):
 		// A re-attached watch knows the targets only from their records:
 		// one that left before the trigger, or a batch the aborted
 		// rollout never started, has none.

@@ -74,12 +74,12 @@ func (w *watch) discover(ctx context.Context, final bool) error {
 
 // reached is the most nodes any master's trigger reached; listed, the
 // most alive targets any master's trigger was sent to; expected, how many
-// targets the deploy's CLI listed, as the masters recorded it (0 from
-// masters older than that field).
+// targets the CLI listed, as the masters (a deploy) or the targets (a
+// run) recorded it; 0 from nodes older than that field.
 func (w *watch) reached() int { return w.mostOfMasters(func(m *MasterResult) int { return m.Reached }) }
 func (w *watch) listed() int  { return w.mostOfMasters(func(m *MasterResult) int { return m.Listed }) }
 func (w *watch) expected() int {
-	return w.mostOfMasters(func(m *MasterResult) int { return m.Targets })
+	return max(w.runTargets, w.mostOfMasters(func(m *MasterResult) int { return m.Targets }))
 }
 
 func (w *watch) mostOfMasters(figure func(*MasterResult) int) int {

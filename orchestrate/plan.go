@@ -31,7 +31,7 @@ func DryRun(ctx context.Context, rpc RPC, opts Options, deploy bool) (*Plan, err
 			return nil, err
 		}
 		return &Plan{ID: opts.ID, Kind: "run", Filter: describe(opts.Filter), Targets: names(targets),
-			Send: "query " + protocol.QueryPuppetRun, Payload: string(runRequest(&opts))}, nil
+			Send: "query " + protocol.QueryPuppetRun, Payload: string(runRequest(&opts, len(targets)))}, nil
 	}
 	targets, masters, payload, err := prepareDeploy(ctx, rpc, &opts)
 	if err != nil {

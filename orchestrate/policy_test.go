@@ -2,6 +2,7 @@ package orchestrate
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,45 @@ func TestLateJoinerCountsAtTheTimeout(t *testing.T) {
 	}
 	if res.ExitCode != ExitFailed || states["qa3"] != StateFailed || states["qa1"] != StateTimeout {
 		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
+	}
+}
+
+// TestWatchCountsARunsTargets: `run` puts its target count in the
+// puppetrun request; each node keeps it in its record, and a watch that
+// re-attached to a run finds fewer records than that does not exit 0.
+func TestWatchCountsARunsTargets(t *testing.T) {
+	f := cluster(finishedOK)
+	res, err := Run(context.Background(), f, qaOptions("r1"))
+	if err != nil || res.ExitCode != ExitOK {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	var req protocol.RunRequest
+	for _, q := range f.queries {
+		if q.Name == protocol.QueryPuppetRun {
+			if err := json.Unmarshal(q.Payload, &req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if req.ID != "r1" || req.Targets != 2 {
+		t.Fatalf("puppetrun request %+v: want the 2 qa targets counted", req)
+	}
+
+	for _, targets := range []int{3, 4} {
+		f := cluster(func(string) protocol.Status {
+			st := finishedOK("")
+			st.Targets = targets
+			return st
+		})
+		f.polls = 5
+		f.override(func(n, q string) ([]byte, bool) { return nil, n == "m1" }) // a run: no master has a record
+		res, err := Watch(context.Background(), f, fastOptions("r2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]int{3: ExitOK, 4: ExitIncomplete}[targets]
+		if res.ExitCode != want || res.Kind != "run" || len(res.Nodes) != 3 {
+			t.Fatalf("targets %d: exit %d (%s), kind %s, %d nodes", targets, res.ExitCode, res.Outcome, res.Kind, len(res.Nodes))
+		}
 	}
 }

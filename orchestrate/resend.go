@@ -66,10 +66,11 @@ func (w *watch) noMasterHeard() bool {
 }
 
 // runRequest is the puppetrun payload for this watch.
-func runRequest(opts *Options) []byte {
+func runRequest(opts *Options, targets int) []byte {
 	b, _ := json.Marshal(protocol.RunRequest{
 		ID: opts.ID, Environment: opts.Environment, Module: opts.Module, Ref: opts.Ref,
 		SkipMasters: opts.Filter.Empty(), Build: opts.Build, PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(),
+		Targets: targets,
 	})
 	return b
 }

@@ -115,16 +115,16 @@ func rollout(ctx context.Context, rpc RPC, opts Options, kind string, targets, m
 	for i, batch := range plan {
 		opts.Observer.note(fmt.Sprintf("%s %s: batch %d of %d: %s", kind, opts.ID, i+1, len(plan), strings.Join(names(batch), " ")))
 		bw := newWatch(rpc, &opts, kind, batch, nil)
+		bw.batch = true
 		bw.res.Started = started // one --timeout for the whole rollout
 		for name, m := range synced {
 			// The masters' commits tell stale runs; for this batch the
 			// trigger is the CLI's and done, so they are not polled.
 			c := *m
 			c.Phase = protocol.PhaseTriggered
-			c.Targets = 0 // the rollout, not one batch, accounts for every target
 			bw.masters[name] = &c
 		}
-		bres, err := bw.finish(ctx, bw.fireRuns(ctx, serfrpc.Filter{Nodes: names(batch)}))
+		bres, err := bw.finish(ctx, bw.fireRuns(ctx, serfrpc.Filter{Nodes: names(batch)}, len(targets)))
 		res.Queries += bres.Queries
 		res.Nodes = append(res.Nodes, bres.Nodes...)
 		res.StatusSource = bres.StatusSource
@@ -226,9 +226,9 @@ func (w *watch) syncOnly(ctx context.Context, event []byte) (map[string]*MasterR
 }
 
 // fireRuns sends puppetrun to the targets f names and watches them to the
-// end.
-func (w *watch) fireRuns(ctx context.Context, f serfrpc.Filter) error {
-	w.runPayload = runRequest(w.opts)
+// end; targets is how many the run (all batches of a rollout) has.
+func (w *watch) fireRuns(ctx context.Context, f serfrpc.Filter, targets int) error {
+	w.runPayload = runRequest(w.opts, targets)
 	w.res.Fired = true
 	_, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload, Filter: f,

@@ -36,7 +36,13 @@ type watch struct {
 	// nodes than these is never an exit 0.
 	heard map[string]bool
 	// leftAt: when a target was first seen left (mayReturn).
-	leftAt        map[string]time.Time
+	leftAt map[string]time.Time
+	// runTargets: how many targets the CLI that fired the run listed, as
+	// the targets' records say (RunRequest.Targets).
+	runTargets int
+	// batch: this watch follows one batch of a rollout, which accounts for
+	// the other targets itself.
+	batch         bool
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
 }
@@ -318,6 +324,7 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "joined", Detail: "not in the target list when the deploy started; the master's trigger reached it"})
 	}
 	w.heard[r.From] = true
+	w.runTargets = max(w.runTargets, st.Targets)
 	if Final(t.State) {
 		return nil
 	}

@@ -128,6 +128,9 @@ type RunRequest struct {
 	SkipMasters bool   `json:"skip_masters,omitempty"`
 	Build       *Build `json:"build,omitempty"`
 	WaitSec     int    `json:"wait_s,omitempty"` // as Deploy.WaitSec
+	// Targets: as Deploy.Targets, for a run the CLI fires itself (`run`, a
+	// rollout's batches); a deploy's masters keep its count.
+	Targets int `json:"targets,omitempty"`
 	PuppetFlags
 }
 
@@ -265,7 +268,7 @@ type Status struct {
 	Commit     string  `json:"commit,omitempty"`      // master: the commit installed
 	Reached    int     `json:"reached,omitempty"`     // master: nodes that answered its puppetrun trigger
 	Listed     int     `json:"listed,omitempty"`      // master: alive targets its trigger was sent to
-	Targets    int     `json:"targets,omitempty"`     // master: targets the CLI listed for the deploy (Deploy.Targets)
+	Targets    int     `json:"targets,omitempty"`     // targets the CLI listed (master: Deploy.Targets; agent: RunRequest.Targets)
 	Batched    bool    `json:"batched,omitempty"`     // master: a rollout's sync (Deploy.SyncOnly): synced is its end, the CLI fires the runs
 	Last       *Status `json:"last,omitempty"`        // with an empty request ID: the node's last run
 	// Request says what this node's record of ID was made for.
