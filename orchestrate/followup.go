@@ -57,19 +57,10 @@ func (w *watch) discover(ctx context.Context, final bool) error {
 		return nil
 	}
 	w.lastDiscovery = time.Now()
-	var answerErr error
-	_, err := w.query(ctx, knownQuery(w.opts.ID, w.opts.Filter, func(r serfrpc.Response) {
-		if _, isMaster := w.masters[r.From]; answerErr == nil && !isMaster {
-			answerErr = w.statusAnswer(r)
-		}
-	}))
-	if answerErr != nil {
-		return answerErr
-	}
-	if err != nil {
-		return w.sendError(ctx, err)
-	}
-	return nil
+	return w.queryStatus(ctx, knownQuery(w.opts.ID, w.opts.Filter, nil), func(from string) bool {
+		_, isMaster := w.masters[from]
+		return !isMaster
+	})
 }
 
 // reached is the most nodes any master's trigger reached; listed, the

@@ -97,19 +97,7 @@ func TestBatches(t *testing.T) {
 // out (the fault campaign's false green, scenario 21).
 func TestNodeJoinedBeforeTheTriggerIsFound(t *testing.T) {
 	f := cluster(finishedOK)
-	finished := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa3" && q == protocol.QueryPuppetStatus {
-			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-late", Phase: protocol.PhaseFailed,
-				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
-		}
-		return finished(n, q, p)
-	}
-	f.onPoll = func(f *fakeRPC, poll int) {
-		if poll == 1 {
-			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
-		}
-	}
+	lateJoinerFails(f, "d-late")
 	res, err := Deploy(context.Background(), f, qaOptions("d-late"))
 	if err != nil {
 		t.Fatal(err)
@@ -172,19 +160,7 @@ func TestWatchCountsTheTriggersTargets(t *testing.T) {
 func TestLateJoinerCountsAtTheTimeout(t *testing.T) {
 	f := cluster(finishedOK)
 	f.answer = wrapSilent(f.answer, "qa1")
-	failed := f.answer
-	f.answer = func(n, q string, p []byte) []byte {
-		if n == "qa3" && q == protocol.QueryPuppetStatus {
-			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-hang", Phase: protocol.PhaseFailed,
-				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
-		}
-		return failed(n, q, p)
-	}
-	f.onPoll = func(f *fakeRPC, poll int) {
-		if poll == 1 {
-			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
-		}
-	}
+	lateJoinerFails(f, "d-hang")
 	opts := qaOptions("d-hang")
 	opts.Timeout = 2 * time.Second
 	res, err := Deploy(context.Background(), f, opts)
@@ -236,6 +212,24 @@ func TestWatchCountsARunsTargets(t *testing.T) {
 		want := map[int]int{3: ExitOK, 4: ExitIncomplete}[targets]
 		if res.ExitCode != want || res.Kind != "run" || len(res.Nodes) != 3 {
 			t.Fatalf("targets %d: exit %d (%s), kind %s, %d nodes", targets, res.ExitCode, res.Outcome, res.Kind, len(res.Nodes))
+		}
+	}
+}
+
+// lateJoinerFails makes qa3 (segment qa) join after the first poll, with
+// a failed run of id: it got the master's trigger, which did not count it.
+func lateJoinerFails(f *fakeRPC, id string) {
+	inner := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if n == "qa3" && q == protocol.QueryPuppetStatus {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: id, Phase: protocol.PhaseFailed,
+				Reason: protocol.ReasonResourcesFailed, Exit: intp(6), Failed: 1, Request: protocol.Request{Module: "motd", Ref: "v1"}})
+		}
+		return inner(n, q, p)
+	}
+	f.onPoll = func(f *fakeRPC, poll int) {
+		if poll == 1 {
+			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
 		}
 	}
 }

@@ -195,17 +195,24 @@ const pollPatience = time.Second
 // report.
 func (w *watch) askStatus(ctx context.Context, nodes []string) error {
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: w.opts.ID})
-	var answerErr error
-	_, err := w.query(ctx, serfrpc.Query{
+	return w.queryStatus(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetStatus, Payload: payload,
 		Filter: serfrpc.Filter{Nodes: nodes}, Timeout: w.opts.QueryTimeout, Expect: nodes,
 		Resend: resendQuery, Patience: pollPatience,
-		OnResponse: func(r serfrpc.Response) {
-			if answerErr == nil {
-				answerErr = w.statusAnswer(r)
-			}
-		},
-	})
+	}, func(string) bool { return true })
+}
+
+// queryStatus sends a puppet-status query and applies the answers of the
+// nodes take accepts as they arrive. The first answer that decides the
+// deploy's end (a conflicting id, a failed sync) is the error returned.
+func (w *watch) queryStatus(ctx context.Context, q serfrpc.Query, take func(from string) bool) error {
+	var answerErr error
+	q.OnResponse = func(r serfrpc.Response) {
+		if answerErr == nil && take(r.From) {
+			answerErr = w.statusAnswer(r)
+		}
+	}
+	_, err := w.query(ctx, q)
 	if answerErr != nil {
 		return answerErr
 	}
