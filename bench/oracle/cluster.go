@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,14 +17,15 @@ import (
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/internal/puppettest"
+	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 )
 
 // The cluster is kept for the whole campaign and reset between scenarios
 // (cluster.reset): one master, the agents, one node the CLI talks to
 // ("cli", never a target) and one spare node that joins during a deploy
-// ("late-01"). Its serf agents are started here rather than by
-// internal/testcluster, which cannot restart a killed agent at the same
-// address or start one on demand outside a test.
+// ("late-01"). Its serf agents are started here, with internal/testcluster's
+// error-returning pieces, rather than by a testcluster.Cluster, which takes
+// a testing.TB.
 
 const (
 	masterName = "master"
@@ -47,8 +45,7 @@ type node struct {
 	puppet     *puppettest.Node
 	logPath    string
 	mu         sync.Mutex
-	cmd        *exec.Cmd
-	exited     chan struct{}
+	agent      *testcluster.Agent // the last one started; nil before
 	restarts   int
 	wantJoined bool // base nodes: up between scenarios; the joiner: not
 }
@@ -101,7 +98,15 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 		return nil, err
 	}
 	if withLoki {
-		c.loki = lokitest.Start(c.shim)
+		lokiBin, err := lokitest.FindBinary()
+		if err != nil {
+			return nil, err
+		}
+		begin := time.Now()
+		if c.loki, err = lokitest.Launch(lokiBin, filepath.Join(dir, "loki")); err != nil {
+			return nil, err
+		}
+		c.shim.Logf("Loki ready at %s after %s", c.loki.URL, time.Since(begin).Round(time.Millisecond))
 	}
 	names := []string{masterName, cliName}
 	for i := 1; i <= agents; i++ {
@@ -166,18 +171,16 @@ func (c *cluster) writeConfig(n *node) error {
 
 func (c *cluster) stateDir(name string) string { return filepath.Join(c.dir, "state", name) }
 
-func (n *node) running() bool {
+// current is n's agent: the last one started, nil before the first.
+func (n *node) current() *testcluster.Agent {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
+	return n.agent
+}
+
+func (n *node) running() bool {
+	a := n.current()
+	return a != nil && a.Running()
 }
 
 // start starts n's serf agent at its addresses (chosen on its first start,
@@ -187,11 +190,11 @@ func (c *cluster) start(n *node) error {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		if n.bind == "" || attempt > 0 {
-			bp, err := freePort(true)
+			bp, err := testcluster.FreePort(true)
 			if err != nil {
 				return err
 			}
-			rp, err := freePort(false)
+			rp, err := testcluster.FreePort(false)
 			if err != nil {
 				return err
 			}
@@ -202,69 +205,38 @@ func (c *cluster) start(n *node) error {
 		if err := c.writeConfig(n); err != nil {
 			return err
 		}
-		if last = c.tryStart(n); last == nil {
+		a, err := c.tryStart(n)
+		if err == nil {
+			n.mu.Lock()
+			n.agent = a
+			n.mu.Unlock()
 			return nil
 		}
+		last = err
 	}
 	return fmt.Errorf("starting %s: %w", n.name, last)
 }
 
-func (c *cluster) tryStart(n *node) error {
-	args := []string{"agent", "-node", n.name, "-bind", n.bind, "-advertise", n.bind,
-		"-rpc-addr", n.rpc, "-profile", "local", "-log-level", "debug"}
-	keys := make([]string, 0, len(n.tags))
-	for k := range n.tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-tag", k+"="+n.tags[k])
-	}
-	args = append(args, "-event-handler", fmt.Sprintf("%s handle --config %s", c.bin, n.config))
+func (c *cluster) tryStart(n *node) (*testcluster.Agent, error) {
+	conf := testcluster.AgentConfig{Name: n.name, BindAddr: n.bind, RPCAddr: n.rpc, Profile: "local", Tags: n.tags,
+		Handler: fmt.Sprintf("%s handle --config %s", c.bin, n.config)}
 	if m := c.nodes[masterName]; n.name != masterName && m.bind != "" {
-		args = append(args, "-join", m.bind)
+		conf.Join = m.bind
 	}
 	n.logPath = filepath.Join(c.dir, "serf", fmt.Sprintf("%s-%d.log", n.name, n.restarts))
 	n.restarts++
 	if err := os.MkdirAll(filepath.Dir(n.logPath), 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	logFile, err := os.Create(n.logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := exec.Command("serf", args...)
+	cmd := exec.Command("serf", conf.Args()...)
 	cmd.Dir = filepath.Dir(n.logPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = cleanEnv()
-	// Its own process group (the handlers it runs die with it on a
-	// SIGKILL; the workers have their own session); SIGKILL if this
-	// program dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("%w (is the Debian package serf installed?)", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	n.mu.Lock()
-	n.cmd, n.exited = cmd, exited
-	n.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(n.logPath)
-			return fmt.Errorf("agent exited at start: %s", tail(string(out), 5))
-		default:
-		}
-		if exec.Command("serf", "members", "-rpc-addr", n.rpc).Run() == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.kill(n)
-	return fmt.Errorf("agent's RPC at %s did not answer within 10s", n.rpc)
+	// In its own process group: the handlers it runs die with it on a
+	// SIGKILL (the workers have their own session).
+	return testcluster.StartAgent(cmd, n.logPath, func() error {
+		_, err := testcluster.Members(n.rpc)
+		return err
+	})
 }
 
 // cleanEnv is this process's environment without serf's or serfdeploy's
@@ -283,68 +255,33 @@ func cleanEnv() []string {
 // kill ends n's serf agent and its handlers with SIGKILL (a crashed
 // machine, as serf sees it).
 func (c *cluster) kill(n *node) {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return
+	if a := n.current(); a != nil {
+		a.Kill()
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
 }
 
 // leave makes n's agent leave gracefully (`serf leave`) and waits for it.
 func (c *cluster) leave(n *node) {
-	if !n.running() {
+	a := n.current()
+	if a == nil || !a.Running() {
 		return
 	}
 	_ = exec.Command("serf", "leave", "-rpc-addr", n.rpc).Run()
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-	}
-	c.kill(n)
+	a.Wait(10 * time.Second)
+	a.Kill()
 }
 
 // sigterm sends SIGTERM to n's agent alone (as systemd's KillMode=process
 // does): serf 0.8 then shuts down without leaving, the others see it fail.
 func (c *cluster) sigterm(n *node) {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
+	a := n.current()
+	if a == nil {
 		return
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		c.kill(n)
+	a.Signal(syscall.SIGTERM)
+	if !a.Wait(10 * time.Second) {
+		a.Kill()
 	}
-}
-
-// member is a line of `serf members -format json`.
-type member struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-}
-
-func members(rpc string) (map[string]string, error) {
-	var out, errb bytes.Buffer
-	cmd := exec.Command("serf", "members", "-rpc-addr", rpc, "-format", "json")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("serf members at %s: %v: %s", rpc, err, strings.TrimSpace(errb.String()))
-	}
-	var res struct{ Members []member }
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	for _, x := range res.Members {
-		m[x.Name] = x.Status
-	}
-	return m, nil
 }
 
 // membersProblem says what is not as it should be between scenarios: every
@@ -352,7 +289,7 @@ func members(rpc string) (map[string]string, error) {
 // node see it; "" when all is well.
 func (c *cluster) membersProblem() string {
 	for _, obs := range []string{masterName, cliName} {
-		ms, err := members(c.nodes[obs].rpc)
+		ms, err := testcluster.Members(c.nodes[obs].rpc)
 		if err != nil {
 			return err.Error()
 		}
@@ -390,7 +327,7 @@ func (c *cluster) waitAlive(name string, bound time.Duration) error {
 	for {
 		ok := true
 		for _, obs := range []string{masterName, cliName} {
-			ms, err := members(c.nodes[obs].rpc)
+			ms, err := testcluster.Members(c.nodes[obs].rpc)
 			if err != nil || ms[name] != "alive" {
 				ok = false
 			}
@@ -455,17 +392,12 @@ func (c *cluster) backUp() error {
 	return c.waitAlive(cliName, 30*time.Second)
 }
 
-func (c *cluster) restartLoki() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			f, ok := r.(tbFatal)
-			if !ok {
-				panic(r)
-			}
-			err = errors.New(string(f))
-		}
-	}()
-	c.loki.Restart(c.shim)
+func (c *cluster) restartLoki() error {
+	begin := time.Now()
+	if err := c.loki.Relaunch(); err != nil {
+		return err
+	}
+	c.shim.Logf("Loki ready at %s after %s", c.loki.URL, time.Since(begin).Round(time.Millisecond))
 	c.lokiOff = false
 	return nil
 }
@@ -476,23 +408,13 @@ func (c *cluster) stop() {
 		return
 	}
 	for _, name := range c.order {
-		n := c.nodes[name]
-		n.mu.Lock()
-		cmd := n.cmd
-		n.mu.Unlock()
-		if cmd != nil && n.running() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		if a := c.nodes[name].current(); a != nil {
+			a.SignalGroup(syscall.SIGTERM)
 		}
 	}
 	for _, name := range c.order {
-		n := c.nodes[name]
-		if n.cmd == nil {
-			continue
-		}
-		select {
-		case <-n.exited:
-		case <-time.After(3 * time.Second):
-			c.kill(n)
+		if a := c.nodes[name].current(); a != nil && !a.Wait(3*time.Second) {
+			a.Kill()
 		}
 	}
 	for _, pid := range c.standInPIDs() {
@@ -544,36 +466,6 @@ func (c *cluster) waitStandInsDone(bound time.Duration) []int {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// freePort finds a loopback port free for TCP (and UDP when udp is set).
-func freePort(udp bool) (int, error) {
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if !udp {
-			l.Close()
-			return port, nil
-		}
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port for TCP and UDP")
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
 }
 
 // tbShim lets this program use the test helpers that take a testing.TB

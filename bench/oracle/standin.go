@@ -26,12 +26,11 @@ import (
 //
 //	starts.txt  <node> <start unix-nanos> <pid> <id> <commit>
 //	truth.txt   <node> <start unix-nanos> <end unix-nanos> <exit> <id>  (fleet.ReadTruth)
-const standInScript = `#!/bin/sh
-# bench/oracle stand-in: standin.sh NODE SUMMARY_FILE [puppet arguments...]
-n=$1 f=$2 id=- l=
-shift 2
-for a do l=$a; done
-case $l in */puppet.jsonl) l=${l%/*}; id=${l##*/};; esac
+//
+// This is the run's body: fleet.StandInScript reads the arguments into n, f
+// and id before it and writes the summary (adding a "time: file" entry,
+// which serfdeploy does not read) and the ground-truth line after it.
+const standInBody = `# bench/oracle's stand-in: one plan per deploy id and node.
 t=1 c=0 mode=ok x=0
 [ -f "@PLANS@/$id/$n" ] && . "@PLANS@/$id/$n"
 s=$(date +%s%N)
@@ -56,34 +55,7 @@ hostile)
 	r=$x
 	;;
 esac
-{
-echo '---'
-echo 'version:'
-echo "  config: \"motd=$v \""
-echo '  puppet: 7.23.0'
-echo 'resources:'
-echo "  changed: $c"
-echo '  corrective_change: 0'
-echo "  failed: $fl"
-echo '  failed_to_restart: 0'
-echo "  out_of_sync: $c"
-echo '  restarted: 0'
-echo '  scheduled: 0'
-echo '  skipped: 0'
-echo '  total: 8'
-echo 'time:'
-echo "  total: $t"
-echo "  last_run: ${s%?????????}"
-echo 'changes:'
-echo "  total: $c"
-echo 'events:'
-echo "  failure: $fl"
-echo "  success: $c"
-echo "  total: $c"
-} >"$f" || r=1
-e=$(date +%s%N)
-echo "$n $s $e $r $id" >>'@TRUTH@'
-exit $r
+cv="\"motd=$v \""
 `
 
 func (c *cluster) writeStandIn() error {
@@ -100,7 +72,11 @@ func (c *cluster) writeStandIn() error {
 			return fmt.Errorf("stand-in: path %q holds a character the script cannot quote", p)
 		}
 	}
-	script := strings.NewReplacer("@PLANS@", c.plans, "@MODULES@", c.modules, "@STARTS@", c.starts, "@TRUTH@", c.truth).Replace(standInScript)
+	body := strings.NewReplacer("@PLANS@", c.plans, "@MODULES@", c.modules, "@STARTS@", c.starts).Replace(standInBody)
+	script, err := fleet.StandInScript(body, c.truth)
+	if err != nil {
+		return err
+	}
 	return os.WriteFile(c.standin, []byte(script), 0o755)
 }
 

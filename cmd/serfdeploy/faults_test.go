@@ -18,10 +18,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -195,128 +193,12 @@ func (c *cliRun) wait(t *testing.T, limit time.Duration) fleet.Result {
 	return c.res
 }
 
-// agent is a serf agent this file started again in a node's place.
-type agent struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    string
-}
-
-// restartAgent starts a serf agent as testcluster did for n: same name,
-// tags, bind and RPC addresses, directory and handler (this fleet's
-// `serfdeploy handle`), joining the cluster through join; with replay, it
-// takes serf's -replay. It returns once the agent's RPC answers and join's
-// agent sees it alive. It stops with the test.
-func restartAgent(t *testing.T, f *fleet.Fleet, n *testcluster.Node, join *testcluster.Node, replay bool) *agent {
-	t.Helper()
-	args := []string{"agent", "-node", n.Name, "-bind", n.BindAddr, "-advertise", n.BindAddr,
-		"-rpc-addr", n.RPCAddr, "-profile", "local", "-log-level", "debug"}
-	keys := make([]string, 0, len(n.Tags))
-	for k := range n.Tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-tag", k+"="+n.Tags[k])
-	}
-	args = append(args, "-event-handler", fmt.Sprintf("%s handle --config %s", bin, filepath.Join(f.Dir, "config", n.Name+".yaml")),
-		"-join", join.BindAddr)
-	if replay {
-		args = append(args, "-replay")
-	}
-	a := &agent{exited: make(chan struct{}), log: filepath.Join(f.Dir, fmt.Sprintf("serf-%s-restarted-%d.log", n.Name, time.Now().UnixNano()))}
-	logFile, err := os.Create(a.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	a.cmd = exec.Command("serf", args...)
-	a.cmd.Dir = n.Dir
-	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(func() { a.stop() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-a.exited:
-			out, _ := os.ReadFile(a.log)
-			t.Fatalf("%s's agent exited at its restart:\n%s", n.Name, out)
-		default:
-		}
-		if exec.Command("serf", "members", "-rpc-addr", n.RPCAddr).Run() == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's agent's RPC at %s did not answer within 10s of its restart", n.Name, n.RPCAddr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	f.Cluster.WaitStatus(t, join, n.Name, "alive", 30*time.Second)
-	return a
-}
-
-// stop ends the agent: SIGTERM to its group, SIGKILL after 3 s.
-func (a *agent) stop() {
-	select {
-	case <-a.exited:
-		return
-	default:
-	}
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(3 * time.Second):
-		syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.exited
-	}
-}
-
-// agentPID finds the pid of the serf agent testcluster started for n, from
-// its command line (testcluster keeps its process to itself).
-func agentPID(t *testing.T, n *testcluster.Node) int {
-	t.Helper()
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, path := range dirs {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) < 2 || filepath.Base(args[0]) != "serf" || args[1] != "agent" {
-			continue
-		}
-		for i := 0; i+1 < len(args); i++ {
-			if args[i] == "-rpc-addr" && args[i+1] == n.RPCAddr {
-				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-				return pid
-			}
-		}
-	}
-	t.Fatalf("no serf agent with -rpc-addr %s", n.RPCAddr)
-	return 0
-}
-
 // sigtermAgent sends SIGTERM to n's serf agent alone (as systemd's
 // KillMode=process does) and waits for it to exit.
 func sigtermAgent(t *testing.T, n *testcluster.Node) {
 	t.Helper()
-	pid := agentPID(t, n)
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); bytes.Contains(b, []byte(") Z ")) {
-			break // exited, not yet reaped by testcluster
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serf agent %d (%s) still runs 15s after SIGTERM", pid, n.Name)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !n.Terminate(15 * time.Second) {
+		t.Fatalf("serf agent %s still runs 15s after SIGTERM", n.Name)
 	}
 }
 
@@ -572,7 +454,7 @@ func TestFaultReplayedDeployEvent(t *testing.T) {
 
 	// The event exactly as the CLI fired it (no build context, no
 	// environment given), twice, from another node's agent.
-	payload, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1", Tags: map[string]string{"segment": "qa"}, WaitSec: 180}) // --timeout 3m, --on-running wait
+	payload, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1", Tags: map[string]string{"segment": "qa"}, WaitSec: 180, Targets: 2}) // --timeout 3m, --on-running wait; 2 qa targets
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -600,14 +482,14 @@ func TestFaultReplayedDeployEvent(t *testing.T) {
 	// buffered deploy events again.
 	master := f.Cluster.Node("master-01")
 	master.Stop()
-	restartAgent(t, f, master, f.Cluster.Node("agent-01"), true)
+	f.Cluster.Restart(t, master, f.Cluster.Node("agent-01"), true)
 	waitFor(t, 20*time.Second, func() bool { return handlerLogCount(f, "master-01", repeat) > repeats })
 	replayed := handlerLogCount(f, "master-01", repeat) - repeats
 	// An agent too (it ignores deploy events; a master's trigger is what
 	// would make it run).
 	a1 := f.Cluster.Node("agent-01")
 	a1.Stop()
-	restartAgent(t, f, a1, master, true)
+	f.Cluster.Restart(t, a1, master, true)
 	time.Sleep(3 * time.Second)
 	once("after the master and agent-01 rejoined with -replay")
 	t.Logf("deploy event of %s handled by the master: 1 + %d repeats fired + %d replayed on rejoin; runs per node: 1",
@@ -657,7 +539,7 @@ func TestFaultNodeAgentRestartMidRun(t *testing.T) {
 				sigtermAgent(t, a1) // serf's default: no leave, the others see it fail
 			}
 			down := time.Since(stopped)
-			restartAgent(t, f, a1, f.Cluster.Node("master-01"), false)
+			f.Cluster.Restart(t, a1, f.Cluster.Node("master-01"), false)
 			t.Logf("agent-01's agent %s took %.1fs, back alive %.1fs after the stop", how, down.Seconds(), time.Since(stopped).Seconds())
 			r := cli.wait(t, 45*time.Second)
 			res := decodeResult(t, r)
@@ -698,7 +580,7 @@ func TestFaultCLIAgentRestartMidDeploy(t *testing.T) {
 	waitActive(t, f, "agent-01", id)
 	stopped := time.Now()
 	ci.Stop()
-	restartAgent(t, f, ci, f.Cluster.Node("master-01"), false)
+	f.Cluster.Restart(t, ci, f.Cluster.Node("master-01"), false)
 	back := time.Now()
 	t.Logf("the CLI's agent was back %.1fs after the stop", back.Sub(stopped).Seconds())
 	r := cli.wait(t, 45*time.Second)

@@ -74,15 +74,9 @@ func WriteStandIn(dir string, runs map[string]StandInRun) (*StandIn, error) {
 		}
 		fmt.Fprintf(&table, "%s) t=%.3f c=%d m=%d;;\n", n, r.Duration.Seconds(), c, r.FailBytes)
 	}
-	script := `#!/bin/sh
-# Stand-in for puppet agent --test --detailed-exitcodes (internal/fleet/standin.go).
-# Usage: puppet-standin.sh NODE SUMMARY_FILE [puppet arguments...]
-n=$1 f=$2 id=- l=
-shift 2
-for a do l=$a; done
-case $l in */puppet.jsonl) l=${l%/*}; id=${l##*/};; esac
+	script, err := StandInScript(`# internal/fleet's stand-in: one run per node, baked in below.
 case $n in
-` + table.String() + `*) echo "stand-in: no run for node $n" >&2; exit 1;;
+`+table.String()+`*) echo "stand-in: no run for node $n" >&2; exit 1;;
 esac
 s=$(date +%s%N)
 echo "Notice: stand-in run on $n for ${t}s"
@@ -93,16 +87,49 @@ if [ "$m" -gt 0 ]; then
 	printf 'Error: stand-in failure %s\n' "$(printf "%${m}s" "" | tr ' ' x)"
 	r=1
 fi
-v=${s%?????????}
-{
+fl=0 cv=${s%?????????}
+`, s.Truth)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.Path, []byte(script), 0o755); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// StandInScript makes a stand-in for the puppet command, a POSIX sh script
+// run as `SCRIPT NODE SUMMARY_FILE [puppet arguments...]`, around body,
+// the run itself. Before body, the script sets n (the node), f (the
+// summary file) and id (the deploy id, read from the --logdest FILE the
+// handler adds, runs/<id>/puppet.jsonl; "-" without it). Body sets s (the
+// run's start, unix nanos), t (its length in seconds), c (1 when it
+// changed a resource, else 0), fl (how many resources failed), cv (the
+// config version, a YAML scalar) and r (the exit code). After body, the
+// script writes the last_run_summary.yaml these make (r=1 if it cannot),
+// appends the run's ground-truth line "<node> <start unix-nanos> <end
+// unix-nanos> <exit> <id>" to truth (ReadTruth), and exits r. A run killed
+// before its end writes no ground-truth line.
+func StandInScript(body, truth string) (string, error) {
+	if strings.Contains(truth, "'") {
+		return "", fmt.Errorf("stand-in: path %q holds a quote", truth)
+	}
+	return `#!/bin/sh
+# Stand-in for puppet agent --test --detailed-exitcodes (internal/fleet/standin.go).
+# Usage: SCRIPT NODE SUMMARY_FILE [puppet arguments...]
+n=$1 f=$2 id=- l=
+shift 2
+for a do l=$a; done
+case $l in */puppet.jsonl) l=${l%/*}; id=${l##*/};; esac
+` + body + `{
 echo '---'
 echo 'version:'
-echo "  config: $v"
+echo "  config: $cv"
 echo '  puppet: 7.23.0'
 echo 'resources:'
 echo "  changed: $c"
 echo '  corrective_change: 0'
-echo '  failed: 0'
+echo "  failed: $fl"
 echo '  failed_to_restart: 0'
 echo "  out_of_sync: $c"
 echo '  restarted: 0'
@@ -112,25 +139,18 @@ echo '  total: 8'
 echo 'time:'
 echo "  file: $t"
 echo "  total: $t"
-echo "  last_run: $v"
+echo "  last_run: ${s%?????????}"
 echo 'changes:'
 echo "  total: $c"
 echo 'events:'
-echo '  failure: 0'
+echo "  failure: $fl"
 echo "  success: $c"
 echo "  total: $c"
 } >"$f" || r=1
 e=$(date +%s%N)
-echo "$n $s $e $r $id" >>'` + s.Truth + `'
+echo "$n $s $e $r $id" >>'` + truth + `'
 exit $r
-`
-	if strings.Contains(s.Truth, "'") {
-		return nil, fmt.Errorf("stand-in: path %q holds a quote", s.Truth)
-	}
-	if err := os.WriteFile(s.Path, []byte(script), 0o755); err != nil {
-		return nil, err
-	}
-	return s, nil
+`, nil
 }
 
 // Command is the node's puppet.command, with {name} for the node's name and

@@ -26,22 +26,31 @@ const version = "v3.7.8" // keep in step with scripts/build-loki.sh
 // without proving anything.
 func Binary(t testing.TB) string {
 	t.Helper()
+	path, err := FindBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// FindBinary is Binary for a program: an error when there is no binary.
+func FindBinary() (string, error) {
 	path := os.Getenv("SERFDEPLOY_LOKI")
 	if path == "" {
 		cache := os.Getenv("SERFDEPLOY_CACHE")
 		if cache == "" {
 			base, err := os.UserCacheDir()
 			if err != nil {
-				t.Fatal(err)
+				return "", err
 			}
 			cache = filepath.Join(base, "serfdeploy")
 		}
 		path = filepath.Join(cache, "loki-"+version, "loki")
 	}
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("Loki binary not found at %s: run scripts/build-loki.sh (about 10 minutes once)", path)
+		return "", fmt.Errorf("Loki binary not found at %s: run scripts/build-loki.sh (about 10 minutes once)", path)
 	}
-	return path
+	return path, nil
 }
 
 // Loki is a running Loki.
@@ -59,20 +68,12 @@ type Loki struct {
 // Start starts Loki and waits until it is ready; it stops with the test.
 func Start(t testing.TB) *Loki {
 	t.Helper()
-	l := &Loki{bin: Binary(t), Dir: t.TempDir()}
-	var err error
-	if l.http, err = freePort(); err != nil {
+	begin := time.Now()
+	l, err := Launch(Binary(t), t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if l.grpc, err = freePort(); err != nil {
-		t.Fatal(err)
-	}
-	l.URL = fmt.Sprintf("http://127.0.0.1:%d", l.http)
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "loki.sh")
-	if out, err := exec.Command("sh", script, "config", l.Dir, strconv.Itoa(l.http), strconv.Itoa(l.grpc)).CombinedOutput(); err != nil {
-		t.Fatalf("loki config: %v: %s", err, out)
-	}
+	t.Logf("Loki ready at %s after %s", l.URL, time.Since(begin).Round(time.Millisecond))
 	t.Cleanup(func() {
 		l.Stop()
 		if t.Failed() {
@@ -80,23 +81,46 @@ func Start(t testing.TB) *Loki {
 			t.Logf("Loki log, last lines:\n%s", tail(string(out), 40))
 		}
 	})
-	l.start(t)
 	return l
 }
 
-func (l *Loki) start(t testing.TB) {
-	t.Helper()
+// Launch is Start for a program: it starts the Loki binary bin with its
+// config, data and log in dir, on free ports, and waits until it is ready.
+// The caller stops it.
+func Launch(bin, dir string) (*Loki, error) {
+	l := &Loki{bin: bin, Dir: dir}
+	var err error
+	if l.http, err = freePort(); err != nil {
+		return nil, err
+	}
+	if l.grpc, err = freePort(); err != nil {
+		return nil, err
+	}
+	l.URL = fmt.Sprintf("http://127.0.0.1:%d", l.http)
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "loki.sh")
+	if out, err := exec.Command("sh", script, "config", l.Dir, strconv.Itoa(l.http), strconv.Itoa(l.grpc)).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("loki config: %w: %s", err, out)
+	}
+	if err := l.start(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// start starts the process and waits until it answers /ready; a Loki that
+// does not is stopped.
+func (l *Loki) start() error {
 	logFile, err := os.OpenFile(filepath.Join(l.Dir, "loki.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer logFile.Close()
 	cmd := exec.Command(l.bin, "-config.file="+filepath.Join(l.Dir, "loki.yaml"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	begin := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("starting Loki: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -108,20 +132,20 @@ func (l *Loki) start(t testing.TB) {
 		select {
 		case <-exited:
 			out, _ := os.ReadFile(filepath.Join(l.Dir, "loki.log"))
-			t.Fatalf("Loki exited at start:\n%s", tail(string(out), 30))
+			return fmt.Errorf("Loki exited at start:\n%s", tail(string(out), 30))
 		default:
 		}
 		resp, err := http.Get(l.URL + "/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				t.Logf("Loki ready at %s after %s", l.URL, time.Since(begin).Round(time.Millisecond))
-				return
+				return nil
 			}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("Loki at %s not ready after 90s", l.URL)
+	l.Stop()
+	return fmt.Errorf("Loki at %s not ready after 90s", l.URL)
 }
 
 // Stop stops Loki (SIGTERM, then SIGKILL after 10s). Safe to call twice.
@@ -146,7 +170,17 @@ func (l *Loki) Stop() {
 func (l *Loki) Restart(t testing.TB) {
 	t.Helper()
 	l.Stop()
-	l.start(t)
+	begin := time.Now()
+	if err := l.Relaunch(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Loki ready at %s after %s", l.URL, time.Since(begin).Round(time.Millisecond))
+}
+
+// Relaunch is Restart for a program.
+func (l *Loki) Relaunch() error {
+	l.Stop()
+	return l.start()
 }
 
 func freePort() (int, error) {

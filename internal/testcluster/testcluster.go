@@ -7,15 +7,11 @@
 package testcluster
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,12 +64,12 @@ type Node struct {
 	RPCAddr  string
 	BindAddr string
 	Dir      string // the node's own directory, removed with the cluster
-	LogPath  string // the agent's output
+	LogPath  string // the agent's output, a restart's appended
 
 	cluster *Cluster
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	once    sync.Once
+	spec    NodeSpec
+	mu      sync.Mutex
+	agent   *Agent // replaced by Restart
 }
 
 // Start starts the agents, joins them and waits until all see each other
@@ -150,11 +146,11 @@ func (c *Cluster) startNode(s NodeSpec) (*Node, error) {
 }
 
 func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
-	bindPort, err := freePort(true)
+	bindPort, err := FreePort(true)
 	if err != nil {
 		return nil, err
 	}
-	rpcPort, err := freePort(false)
+	rpcPort, err := FreePort(false)
 	if err != nil {
 		return nil, err
 	}
@@ -166,78 +162,72 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		Name: s.Name, Tags: s.Tags, Dir: nodeDir, cluster: c,
+		Name: s.Name, Tags: s.Tags, Dir: nodeDir, cluster: c, spec: s,
 		BindAddr: fmt.Sprintf("127.0.0.1:%d", bindPort),
 		RPCAddr:  fmt.Sprintf("127.0.0.1:%d", rpcPort),
 		LogPath:  filepath.Join(nodeDir, fmt.Sprintf("serf-%d.log", attempt)),
-		exited:   make(chan struct{}),
 	}
-	args := []string{"agent", "-node", s.Name, "-bind", n.BindAddr, "-advertise", n.BindAddr,
-		"-rpc-addr", n.RPCAddr, "-profile", c.opts.Profile, "-log-level", "debug"}
-	keys := make([]string, 0, len(s.Tags))
-	for k := range s.Tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "-tag", k+"="+s.Tags[k])
-	}
-	if c.opts.Handler != "" {
-		h := strings.NewReplacer("{name}", s.Name, "{dir}", nodeDir).Replace(c.opts.Handler)
-		args = append(args, "-event-handler", h)
-	}
-	if c.opts.RPCAuth != "" {
-		// serf 0.8's agent takes the RPC key only from a config file.
-		conf := filepath.Join(nodeDir, "serf.json")
-		b, _ := json.Marshal(map[string]string{"rpc_auth": c.opts.RPCAuth})
-		if err := os.WriteFile(conf, b, 0o600); err != nil {
-			return nil, err
-		}
-		args = append(args, "-config-file", conf)
-	}
-	if s.EncryptKey != "" {
-		args = append(args, "-encrypt", s.EncryptKey)
-	}
-	if s.ConfigDir != "" {
-		args = append(args, "-config-dir", s.ConfigDir)
-	}
+	join := ""
 	if first := c.Nodes(); len(first) > 0 {
-		args = append(args, "-join", first[0].BindAddr)
+		join = first[0].BindAddr
 	}
-	logFile, err := os.Create(n.LogPath)
-	if err != nil {
+	if err := c.run(n, join, false); err != nil {
 		return nil, err
 	}
-	defer logFile.Close()
-	cmd := c.serf(args...)
-	cmd.Dir = nodeDir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(append(os.Environ(), c.opts.Env...), s.Env...)
-	// Own process group so cleanup reaches the handlers too; SIGKILL on the
-	// test binary's death so no agent outlives a crashed test run.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w (is the Debian package serf installed?)", err)
-	}
-	n.cmd = cmd
-	go func() { cmd.Wait(); close(n.exited) }()
+	return n, nil
+}
 
-	// Ready when its RPC answers; an early exit means a port was taken.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-n.exited:
-			out, _ := os.ReadFile(n.LogPath)
-			return nil, fmt.Errorf("agent exited at start:\n%s", tail(string(out), 20))
-		default:
-		}
-		if _, err := c.members(n); err == nil {
-			return n, nil
-		}
-		time.Sleep(50 * time.Millisecond)
+// run starts n's agent at n's addresses, joining the agent at join ("":
+// none), and waits until its RPC answers.
+func (c *Cluster) run(n *Node, join string, replay bool) error {
+	conf := AgentConfig{Name: n.Name, BindAddr: n.BindAddr, RPCAddr: n.RPCAddr, Profile: c.opts.Profile,
+		Tags: n.Tags, Join: join, Replay: replay}
+	if c.opts.Handler != "" {
+		conf.Handler = strings.NewReplacer("{name}", n.Name, "{dir}", n.Dir).Replace(c.opts.Handler)
 	}
-	n.kill()
-	return nil, fmt.Errorf("agent's RPC at %s did not answer within 10s", n.RPCAddr)
+	args := conf.Args()
+	if c.opts.RPCAuth != "" {
+		// serf 0.8's agent takes the RPC key only from a config file.
+		file := filepath.Join(n.Dir, "serf.json")
+		b, _ := json.Marshal(map[string]string{"rpc_auth": c.opts.RPCAuth})
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			return err
+		}
+		args = append(args, "-config-file", file)
+	}
+	if n.spec.EncryptKey != "" {
+		args = append(args, "-encrypt", n.spec.EncryptKey)
+	}
+	if n.spec.ConfigDir != "" {
+		args = append(args, "-config-dir", n.spec.ConfigDir)
+	}
+	cmd := c.serf(args...)
+	cmd.Dir = n.Dir
+	cmd.Env = append(append(os.Environ(), c.opts.Env...), n.spec.Env...)
+	a, err := StartAgent(cmd, n.LogPath, func() error { _, err := c.members(n); return err })
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.agent = a
+	n.mu.Unlock()
+	return nil
+}
+
+// Restart starts n's agent again after a Kill, a Stop or a SIGTERM: the
+// same name, tags, addresses, directory and handler (so the same state),
+// joining the cluster through join; with replay, serf's -replay makes it
+// handle again the user events the cluster still holds. It returns once
+// join sees n alive. The agent stops with the cluster.
+func (c *Cluster) Restart(t testing.TB, n, join *Node, replay bool) {
+	t.Helper()
+	if !n.current().Wait(10 * time.Second) {
+		t.Fatalf("restarting serf agent %s: it still runs 10s after it was stopped", n.Name)
+	}
+	if err := c.run(n, join.BindAddr, replay); err != nil {
+		t.Fatalf("restarting serf agent %s: %v%s", n.Name, err, c.logTails())
+	}
+	c.WaitStatus(t, join, n.Name, "alive", 30*time.Second)
 }
 
 // serf is the serf command with args, inside Options.NetNS when set
@@ -250,7 +240,7 @@ func (c *Cluster) serf(args ...string) *exec.Cmd {
 	return exec.Command("serf", args...)
 }
 
-// taken reports whether a port is one of the cluster's agents': freePort
+// taken reports whether a port is one of the cluster's agents': FreePort
 // asks the host, which does not see the ports bound in Options.NetNS.
 func (c *Cluster) taken(ports ...int) bool {
 	for _, n := range c.Nodes() {
@@ -264,56 +254,17 @@ func (c *Cluster) taken(ports ...int) bool {
 	return false
 }
 
-// freePort finds a loopback port free for TCP (and for UDP too when udp is
-// set: serf's gossip uses both on the bind port).
-func freePort(udp bool) (int, error) {
-	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if !udp {
-			l.Close()
-			return port, nil
-		}
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port for TCP and UDP")
-}
-
-// Member is a line of `serf members -format json`.
-type Member struct {
-	Name   string            `json:"name"`
-	Addr   string            `json:"addr"`
-	Status string            `json:"status"`
-	Tags   map[string]string `json:"tags"`
-}
-
 // members asks node's agent for its member list through the serf CLI.
 func (c *Cluster) members(n *Node) ([]Member, error) {
 	args := []string{"members", "-rpc-addr", n.RPCAddr, "-format", "json"}
 	if c.opts.RPCAuth != "" {
 		args = append(args, "-rpc-auth", c.opts.RPCAuth)
 	}
-	cmd := c.serf(args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("serf members: %v: %s", err, errb.String())
+	ms, err := runMembers(c.serf(args...))
+	if err != nil {
+		return nil, fmt.Errorf("serf members: %w", err)
 	}
-	var res struct {
-		Members []Member `json:"members"`
-	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return nil, err
-	}
-	return res.Members, nil
+	return ms, nil
 }
 
 // Members is node's view of the cluster, as `serf members` shows it.
@@ -392,26 +343,27 @@ func (c *Cluster) WaitStatus(t testing.TB, observer *Node, node, status string, 
 	t.Fatalf("%s still sees %s %s after %s, want %s", observer.Name, node, seen, timeout, status)
 }
 
-func (n *Node) dead() bool {
-	select {
-	case <-n.exited:
-		return true
-	default:
-		return false
-	}
+// current is the node's agent: the last one started.
+func (n *Node) current() *Agent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.agent
 }
+
+func (n *Node) dead() bool { return !n.current().Running() }
 
 // Kill ends the agent with SIGKILL, like a crashed machine: the others
 // notice through failure detection and list it failed. Safe to call twice.
-func (n *Node) Kill() { n.kill() }
+func (n *Node) Kill() { n.current().Kill() }
 
-func (n *Node) kill() {
-	n.once.Do(func() {
-		if n.cmd != nil && n.cmd.Process != nil {
-			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		}
-	})
-	<-n.exited
+// Terminate sends SIGTERM to the agent alone, not to the handlers it runs,
+// as systemd's KillMode=process does (serf 0.8 then shuts down without
+// leaving: the others list it failed), and waits at most d for it to exit.
+// It reports whether it did.
+func (n *Node) Terminate(d time.Duration) bool {
+	a := n.current()
+	a.Signal(syscall.SIGTERM)
+	return a.Wait(d)
 }
 
 // Stop makes the agent leave the cluster gracefully (the others list it
@@ -422,27 +374,21 @@ func (n *Node) Stop() {
 		args = append(args, "-rpc-auth", n.cluster.opts.RPCAuth)
 	}
 	_ = n.cluster.serf(args...).Run()
-	select {
-	case <-n.exited:
-	case <-time.After(10 * time.Second):
-	}
-	n.kill()
+	a := n.current()
+	a.Wait(10 * time.Second)
+	a.Kill()
 }
 
 // stopAll ends every agent: SIGTERM to its process group, SIGKILL after 3s.
 // A failed test keeps the directory and prints the agents' log tails.
 func (c *Cluster) stopAll(t testing.TB) {
 	for _, n := range c.Nodes() {
-		if !n.dead() {
-			syscall.Kill(-n.cmd.Process.Pid, syscall.SIGTERM)
-		}
+		n.current().SignalGroup(syscall.SIGTERM)
 	}
 	for _, n := range c.Nodes() {
-		select {
-		case <-n.exited:
-		case <-time.After(3 * time.Second):
-		}
-		n.kill()
+		a := n.current()
+		a.Wait(3 * time.Second)
+		a.Kill()
 	}
 	if t.Failed() {
 		t.Logf("serf agents' logs kept in %s%s", c.dir, c.logTails())

@@ -53,6 +53,32 @@ func TestClusterLifecycle(t *testing.T) {
 	c.WaitStatus(t, c.Node("n1"), "n2", "failed", 0)
 	c.Node("n3").Stop()
 	c.WaitStatus(t, c.Node("n4"), "n3", "left", 0)
+
+	// Both come back at their addresses; a restarted agent can be killed
+	// again.
+	n2 := c.Node("n2")
+	c.Restart(t, n2, c.Node("n1"), false)
+	c.Restart(t, c.Node("n3"), c.Node("n4"), true)
+	c.WaitStatus(t, c.Node("n1"), "n3", "alive", 0) // Restart waited for n4's view only
+	status, err := Members(c.Node("n1").RPCAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status) != 4 || status["n2"] != "alive" || status["n3"] != "alive" {
+		t.Fatalf("members after the restarts: %v", status)
+	}
+	n2.Kill()
+	c.WaitStatus(t, c.Node("n1"), "n2", "failed", 0)
+}
+
+func TestAgentArgs(t *testing.T) {
+	got := strings.Join(AgentConfig{Name: "a", BindAddr: "127.0.0.1:1", RPCAddr: "127.0.0.1:2",
+		Tags: map[string]string{"role": "agent", "fqdn": "a"}, Handler: "h x", Join: "127.0.0.1:3", Replay: true}.Args(), " ")
+	want := "agent -node a -bind 127.0.0.1:1 -advertise 127.0.0.1:1 -rpc-addr 127.0.0.1:2 -profile local -log-level debug " +
+		"-tag fqdn=a -tag role=agent -event-handler h x -join 127.0.0.1:3 -replay"
+	if got != want {
+		t.Fatalf("args\n%s\nwant\n%s", got, want)
+	}
 }
 
 func TestAuthKey(t *testing.T) {
