@@ -205,7 +205,7 @@ func TestEventSizeAtSerfsLimit(t *testing.T) {
 	regexp := func(pad int) string { return "qa|" + strings.Repeat("x", pad) }
 	fits := func(pad int) bool {
 		_, err := protocol.EncodeDeploy(&protocol.Deploy{ID: id, Module: "motd", Ref: "v1",
-			Tags: map[string]string{"segment": regexp(pad)}, WaitSec: 180}) // deployArgs: --timeout 3m, --on-running wait
+			Tags: map[string]string{"segment": regexp(pad)}, WaitSec: 180, Targets: 2}) // deployArgs: --timeout 3m, --on-running wait; 2 qa targets
 		return err == nil
 	}
 	pad := 0
