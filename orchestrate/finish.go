@@ -69,6 +69,8 @@ func (w *watch) unaccounted() string {
 		// The trigger was sent to an alive target that never answered
 		// (one the gossip missed never ran).
 		return fmt.Sprintf("the masters' trigger was sent to %d node(s) and only %d answered for this deploy", w.listed(), heard)
+	case len(w.silent) > 0:
+		return fmt.Sprintf("%d alive node(s) never answered whether they have a record of it (%s)", len(w.silent), someNames(w.silent))
 	case !w.batch && w.expected() > len(w.targets):
 		// A re-attached watch knows the targets only from their records:
 		// one that left before the trigger, or a batch the aborted
@@ -184,4 +186,13 @@ func codeOf(err error) int {
 		return e.Code
 	}
 	return ExitInfra
+}
+
+// someNames lists the first few names, for a one-line message.
+func someNames(names []string) string {
+	const most = 5
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
 }

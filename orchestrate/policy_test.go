@@ -204,7 +204,9 @@ func TestWatchCountsARunsTargets(t *testing.T) {
 			return st
 		})
 		f.polls = 5
-		f.override(func(n, q string) ([]byte, bool) { return nil, n == "m1" }) // a run: no master has a record
+		f.override(func(n, q string) ([]byte, bool) { // a run: no master has a record
+			return statusJSON(protocol.Status{Node: n, Role: "master", ID: "r2", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseUnknown}), n == "m1"
+		})
 		res, err := Watch(context.Background(), f, fastOptions("r2"))
 		if err != nil {
 			t.Fatal(err)
@@ -231,5 +233,36 @@ func lateJoinerFails(f *fakeRPC, id string) {
 		if poll == 1 {
 			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
 		}
+	}
+}
+
+// TestWatchAsksEveryNodeUntilItAnswers: a re-attached watch asks every
+// alive node for its record of the id and re-asks until it answers. A node
+// that never does may be a target the watch cannot follow: not exit 0, and
+// with no record found anywhere, not "nothing ran" (exit 3) but exit 5.
+// Before, one query listened 1.5 s, a node whose answer was lost dropped
+// out, and the watch exited 0 (the oracle's false green, seed 4 scenario 72).
+func TestWatchAsksEveryNodeUntilItAnswers(t *testing.T) {
+	f := cluster(finishedOK)
+	f.polls = 5
+	f.override(func(n, q string) ([]byte, bool) { return nil, n == "qa2" })
+	res, err := Watch(context.Background(), f, fastOptions("w3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitIncomplete || !strings.Contains(res.Outcome, "1 alive node(s) never answered whether they have a record of it (qa2)") {
+		t.Fatalf("exit %d (%s)", res.ExitCode, res.Outcome)
+	}
+
+	f = cluster(finishedOK)
+	f.override(func(n, q string) ([]byte, bool) {
+		if n == "qa2" {
+			return nil, true
+		}
+		return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "w4", Phase: protocol.PhaseUnknown}), true
+	})
+	_, err = Watch(context.Background(), f, fastOptions("w4"))
+	if code := exitCode(t, err); code != ExitInfra || !strings.Contains(err.Error(), "1 alive node(s) did not answer (qa2)") {
+		t.Fatalf("exit %d: %v", code, err)
 	}
 }

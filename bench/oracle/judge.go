@@ -51,6 +51,8 @@ func bit(c int) uint {
 		return 2
 	case 5:
 		return 3
+	case 3:
+		return 4
 	}
 	return 7 // never in a set
 }
@@ -59,7 +61,7 @@ func (s codeSet) has(c int) bool { return bit(c) < 7 && s&(1<<bit(c)) != 0 }
 
 func (s codeSet) list() []int {
 	var out []int
-	for _, c := range []int{0, 1, 4, 5} {
+	for _, c := range []int{0, 1, 3, 4, 5} {
 		if s.has(c) {
 			out = append(out, c)
 		}
@@ -297,6 +299,11 @@ func judge(in judgeInput) verdict {
 	if in.Infra != "" {
 		v.Want |= codes(5)
 	}
+	if strings.HasSuffix(in.Label, "/watch") && noneRan(v.Targets) {
+		// `watch` of an id no node has a record of: exit 3 (README), with
+		// "nothing ran under it, so deploying again is safe".
+		v.Want |= codes(3)
+	}
 	switch {
 	case in.Code == 0 && !allOK:
 		v.Kind = kindFalseGreen
@@ -340,4 +347,14 @@ func (v verdict) truthLine() string {
 		parts = append(parts, fmt.Sprintf("%s: truth %s (%s), CLI %s", t.Node, t.Class, t.Detail, t.State))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// noneRan reports whether no target ran the deploy id at all.
+func noneRan(targets []targetTruth) bool {
+	for _, t := range targets {
+		if t.Class != clsNeverRan {
+			return false
+		}
+	}
+	return true
 }

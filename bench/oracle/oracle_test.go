@@ -201,13 +201,17 @@ func TestJudge(t *testing.T) {
 			Runs: map[string][]*run{"b": ran(0, "c1")}, Result: result(map[string]string{"b": "finished"})}, "", 0},
 		{"exit 5 after the CLI's agent went away", judgeInput{Code: 5, Infra: "restarted",
 			Runs: map[string][]*run{"a": ran(0, "c1"), "b": ran(0, "c1")}, Result: result(map[string]string{"a": "running", "b": "finished"})}, "", 0},
+		{"watch: no node ran the id, exit 3", judgeInput{Label: "A/watch", Code: 3, Runs: map[string][]*run{}}, "", 0},
+		{"watch: a node ran the id, exit 3", judgeInput{Label: "A/watch", Code: 3, Runs: map[string][]*run{"b": ran(0, "c1")}}, kindWrongCode, 0},
 		{"exit 5 for nothing", judgeInput{Code: 5,
 			Runs: map[string][]*run{"a": ran(0, "c1"), "b": ran(0, "c1")}, Result: result(map[string]string{"a": "finished", "b": "finished"})}, kindWrongCode, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			in := c.in
 			in.Commit, in.Exited = "c1", exited
-			in.Label = "A"
+			if in.Label == "" {
+				in.Label = "A"
+			}
 			if len(in.Intended) == 0 {
 				in.Intended = []string{"b"}
 				if c.in.MayJoin == nil {
