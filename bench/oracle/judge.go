@@ -129,6 +129,9 @@ type judgeInput struct {
 	// Unobservable: targets whose serf agent was killed or left during the
 	// deploy (node → what happened); the CLI may call them lost.
 	Unobservable map[string]string
+	// Hung: targets whose stand-in run was planned to hang past the
+	// CLI's --timeout; one with no end yet is still running, not killed.
+	Hung map[string]bool
 	// Infra says why exit 5 is acceptable ("" when it is not): the CLI's
 	// own agent or the logging service went away during the deploy.
 	Infra string
@@ -160,7 +163,7 @@ const (
 )
 
 // classify gives a target's class from its runs of the deploy id.
-func classify(runs []*run, commit string, exited, deadline time.Time) (class, detail string, race bool) {
+func classify(runs []*run, commit string, exited, deadline time.Time, hung bool) (class, detail string, race bool) {
 	cutoff, timedOut := exited, false
 	if !deadline.IsZero() && !exited.Before(deadline) {
 		cutoff, timedOut = deadline, true
@@ -181,6 +184,8 @@ func classify(runs []*run, commit string, exited, deadline time.Time) (class, de
 	}
 	r := runs[0]
 	switch {
+	case !r.Ended && hung:
+		return clsUnfinished, fmt.Sprintf("run started %s, hung: still running when judged", clock(r.Start)), false
 	case !r.Ended:
 		return clsKilled, fmt.Sprintf("run started %s, killed before it ended", clock(r.Start)), false
 	case timedOut && r.End.After(cutoff.Add(raceWindow)):
@@ -244,7 +249,7 @@ func judge(in judgeInput) verdict {
 	allOK := true
 	var sets []codeSet
 	for _, name := range targets {
-		class, detail, race := classify(in.Runs[name], in.Commit, in.Exited, in.Deadline)
+		class, detail, race := classify(in.Runs[name], in.Commit, in.Exited, in.Deadline, in.Hung[name])
 		t := targetTruth{Node: name, Class: class, Detail: detail}
 		switch class {
 		case clsOK:

@@ -388,7 +388,7 @@ func (c *cluster) run(s *scenario) *outcome {
 		Label: "A", ID: s.IDA, Commit: c.commits[s.RefA], Code: a.Code, Result: a.Result, Exited: a.Exited,
 		Deadline: a.Start.Add(s.Timeout),
 		Intended: s.A, MayJoin: []string{joinerName}, Runs: runs[s.IDA], Unobservable: unobservable,
-		Infra: strings.Join(infra, ", "),
+		Hung: hung(s.Plans[s.IDA]), Infra: strings.Join(infra, ", "),
 	}
 	if inA.Runs == nil {
 		inA.Runs = map[string][]*run{}
@@ -427,7 +427,7 @@ func (c *cluster) run(s *scenario) *outcome {
 		inB := judgeInput{
 			Label: "B", ID: s.IDB, Commit: c.commits[s.RefB], Code: o.B.Code, Result: o.B.Result, Exited: o.B.Exited,
 			Deadline: o.B.Start.Add(s.Timeout),
-			Intended: s.B, Runs: runs[s.IDB], Unobservable: map[string]string{}, Infra: inA.Infra,
+			Intended: s.B, Runs: runs[s.IDB], Unobservable: map[string]string{}, Hung: hung(s.Plans[s.IDB]), Infra: inA.Infra,
 		}
 		if inB.Runs == nil {
 			inB.Runs = map[string][]*run{}
@@ -595,3 +595,14 @@ func (c *cluster) killRun(id, node string, puppet bool) bool {
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil && !zombie(pid) }
+
+// hung lists the nodes whose planned run hangs.
+func hung(plans map[string]plan) map[string]bool {
+	out := map[string]bool{}
+	for node, p := range plans {
+		if p.Mode == "hang" {
+			out[node] = true
+		}
+	}
+	return out
+}
