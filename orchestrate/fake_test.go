@@ -24,6 +24,9 @@ type fakeRPC struct {
 	// onPoll runs before each puppet-status query, to change the cluster
 	// as time goes by.
 	onPoll func(f *fakeRPC, poll int)
+	// unlisted members get queries but are not in Members' list yet: the
+	// gossip of their join has not reached the CLI's agent.
+	unlisted map[string]bool
 }
 
 type firedEvent struct {
@@ -68,7 +71,7 @@ func (f *fakeRPC) Members(_ context.Context, flt serfrpc.Filter, status string) 
 	defer f.mu.Unlock()
 	var out []serfrpc.Member
 	for _, m := range f.members {
-		if matches(m, flt) && (status == "" || m.Status == status) {
+		if matches(m, flt) && (status == "" || m.Status == status) && !f.unlisted[m.Name] {
 			out = append(out, m)
 		}
 	}

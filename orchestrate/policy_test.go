@@ -266,3 +266,41 @@ func TestWatchAsksEveryNodeUntilItAnswers(t *testing.T) {
 		t.Fatalf("exit %d: %v", code, err)
 	}
 }
+
+// TestJoinerNotYetListedIsNotLost: a node that joined just before the
+// trigger runs the deploy and answers before the gossip of its join
+// reaches the CLI's agent, which does not list it yet. It is followed to
+// its end, not reported lost ("gone (reaped)") at the next poll: the
+// oracle's wrong code, seed 6 scenario 1.
+func TestJoinerNotYetListedIsNotLost(t *testing.T) {
+	f := cluster(finishedOK)
+	f.override(func(n, q string) ([]byte, bool) {
+		switch {
+		case q != protocol.QueryPuppetStatus:
+			return nil, false
+		case n == "m1":
+			return statusJSON(protocol.Status{Node: n, Role: "master", ID: "d-unlisted", Phase: protocol.PhaseUnknown, Sync: protocol.PhaseTriggered,
+				Commit: "abc123", Reached: 3, Listed: 2}), true
+		case n == "qa3" && f.polls < 8: // still running for a few polls after it is found
+			return statusJSON(protocol.Status{Node: n, Role: "agent", ID: "d-unlisted", Phase: protocol.PhaseRunning}), true
+		}
+		return nil, false
+	})
+	f.onPoll = func(f *fakeRPC, poll int) {
+		if poll == 1 {
+			f.add("qa3", serfrpc.StatusAlive, map[string]string{"segment": "qa"})
+			f.unlisted = map[string]bool{"qa3": true}
+		}
+	}
+	res, err := Deploy(context.Background(), f, qaOptions("d-unlisted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, n := range res.Nodes {
+		states[n.Node] = n.State
+	}
+	if res.ExitCode != ExitOK || states["qa3"] != StateFinished {
+		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
+	}
+}

@@ -37,6 +37,8 @@ type watch struct {
 	heard map[string]bool
 	// leftAt: when a target was first seen left (mayReturn).
 	leftAt map[string]time.Time
+	// answeredAt: when a node last answered a status query (unlisted).
+	answeredAt map[string]time.Time
 	// runTargets: how many targets the CLI that fired the run listed, as
 	// the targets' records say (RunRequest.Targets).
 	runTargets int
@@ -57,7 +59,7 @@ func newWatch(rpc RPC, opts *Options, kind string, targets, masters []serfrpc.Me
 	w := &watch{
 		rpc: rpc, opts: opts, observer: opts.Observer,
 		targets: map[string]*NodeResult{}, masters: map[string]*MasterResult{},
-		garbled: map[string]int{}, heard: map[string]bool{}, leftAt: map[string]time.Time{},
+		garbled: map[string]int{}, heard: map[string]bool{}, leftAt: map[string]time.Time{}, answeredAt: map[string]time.Time{},
 		res: NewResult(kind, *opts),
 	}
 	for _, t := range targets {
@@ -157,7 +159,7 @@ func (w *watch) poll(ctx context.Context, ask []string) error {
 	var alive []string
 	for _, name := range ask {
 		s := status[name]
-		if s == serfrpc.StatusAlive {
+		if s == serfrpc.StatusAlive || s == "" && w.unlisted(name) {
 			delete(w.leftAt, name)
 			alive = append(alive, name)
 			continue
@@ -260,6 +262,20 @@ func (w *watch) pendingNodes() []string {
 	return out
 }
 
+// unlistedGrace: how long a node that answered is taken as alive although
+// the CLI's agent does not list it.
+const unlistedGrace = 30 * time.Second
+
+// unlisted reports whether a node the CLI's agent does not list answered
+// within unlistedGrace: one that joined just before the trigger answers
+// before the gossip of its join reaches the CLI's agent, and is not gone.
+// Before, it was reported lost at the next poll (the oracle's wrong code,
+// seed 6 scenario 1).
+func (w *watch) unlisted(name string) bool {
+	at, ok := w.answeredAt[name]
+	return ok && time.Since(at) < unlistedGrace
+}
+
 // mayReturn reports whether a target serf lists as left or leaving is
 // still within Options.LeaveGrace of when it was first seen so.
 func (w *watch) mayReturn(name, serfStatus string) bool {
@@ -308,6 +324,7 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		return nil
 	}
 	w.garbled[r.From] = 0
+	w.answeredAt[r.From] = time.Now()
 	if m, ok := w.masters[r.From]; ok && st.Sync != "" && st.Sync != protocol.PhaseUnknown {
 		if err := w.syncAnswer(m, &st); err != nil {
 			return err
