@@ -25,7 +25,7 @@ func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, 
 		t.Fatal(err)
 	}
 	out, _ := os.ReadFile(outPath)
-	summary, _ := readSummary(node.SummaryFile(), start)
+	summary, _ := readSummary(node.SummaryFile(), start, "")
 	entries := readLogEntries(jsonLog)
 	o := classify(exit, summary, entries, string(out), node.StateDir())
 	t.Logf("exit %d -> %+v (%s)\n%s", exit, o, time.Since(start).Round(time.Millisecond), puppettest.Output(out))

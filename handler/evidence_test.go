@@ -13,6 +13,20 @@ import (
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
+// scriptNode is a node whose Puppet is the shell script given, run as
+// `sh SCRIPT PIDFILE`: the script writes its pid to "$1" first (startRun
+// waits for it).
+func scriptNode(t *testing.T, script string) *Node {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "puppet.sh")
+	if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n := testNode(t, "/bin/sh", path, "STATE/puppet.pid")
+	n.cfg.Puppet.Command[2] = filepath.Join(n.cfg.StateDir, "puppet.pid")
+	return n
+}
+
 // allocated returns how many bytes fn allocated on the heap.
 func allocated(fn func()) uint64 {
 	var before, after runtime.MemStats
@@ -36,12 +50,7 @@ yes "Notice: /Stage[main]/Motd/File[/etc/motd]/content: content changed '{sha256
 echo
 echo "Error: the runaway exec gave up at the end"
 exit 1`
-	scriptPath := filepath.Join(t.TempDir(), "puppet.sh")
-	if err := os.WriteFile(scriptPath, []byte(script), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	n := testNode(t, "/bin/sh", scriptPath, "STATE/puppet.pid")
-	n.cfg.Puppet.Command[2] = filepath.Join(n.cfg.StateDir, "puppet.pid")
+	n := scriptNode(t, script)
 	var werr error
 	used := allocated(func() {
 		werr = <-startRun(t, n, "huge-1", context.Background(), make(chan struct{}))

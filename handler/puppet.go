@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -33,14 +34,16 @@ type runSummary struct {
 	} `yaml:"time"`
 }
 
-// readSummary reads the summary if puppet wrote it after since; otherwise
-// the run produced none (no catalog was applied).
-func readSummary(path string, since time.Time) (*runSummary, error) {
+// readSummary reads the summary if puppet wrote it during this run: after
+// since, and not the file that was there when the run's Puppet started
+// (before, its mark; "" when unknown). Otherwise the run produced none (no
+// catalog was applied, or Puppet was killed before its end).
+func readSummary(path string, since time.Time, before string) (*runSummary, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
-	if info.ModTime().Before(since.Add(-time.Second)) {
+	if info.ModTime().Before(since.Add(-time.Second)) || before != "" && fileMark(info) == before {
 		return nil, fmt.Errorf("%s was not written by this run", path)
 	}
 	b, err := os.ReadFile(path)
@@ -234,4 +237,27 @@ func (s *runSummary) configVersion() string {
 		return ""
 	}
 	return fmt.Sprint(s.Version.Config)
+}
+
+// summaryMark identifies the summary file as it is now (modification time
+// and inode; "" when there is none), so that a summary that was already
+// there when a run started is never taken for the run's own. The time
+// alone does not tell: a run that starts within a second of the previous
+// one's end (a queued run, or the next deploy) would read the previous
+// run's summary if its Puppet was killed before writing one: the oracle's
+// false green, seed 7 scenario 21.
+func summaryMark(path string) string {
+	info, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fileMark(info)
+}
+
+func fileMark(info os.FileInfo) string {
+	mark := fmt.Sprint(info.ModTime().UnixNano())
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		mark += fmt.Sprintf(":%d", st.Ino)
+	}
+	return mark
 }

@@ -18,7 +18,7 @@ func (n *Node) recoverRun(r *Record) bool {
 	if r.Kind != KindRun {
 		return false
 	}
-	summary, err := readSummary(n.cfg.Puppet.SummaryFile, r.Started)
+	summary, err := readSummary(n.cfg.Puppet.SummaryFile, r.Started, r.SummaryBefore)
 	if err != nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"testing"
@@ -59,5 +60,40 @@ func TestWorkerDiedPuppetGoesOn(t *testing.T) {
 	}
 	if got := n.st.reconcile(old, n.recoverRun); got.Reason != protocol.ReasonWorkerDied {
 		t.Fatalf("no summary of this run: %+v", got)
+	}
+
+	// The previous run's summary, written just before this run started
+	// (within the clock slack), and Puppet killed with its worker before
+	// writing its own: worker_died, not the previous run's result (the
+	// oracle's false green, seed 7 scenario 21).
+	if err := os.WriteFile(n.cfg.Puppet.SummaryFile, []byte(summary), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	killed := &Record{ID: "orphan-3", Kind: KindRun, Phase: protocol.PhaseRunning, Created: time.Now(), Started: time.Now(),
+		WorkerPID: dead.Process.Pid, WorkerStart: 1, PuppetPID: dead.Process.Pid, PuppetStart: 1,
+		SummaryBefore: summaryMark(n.cfg.Puppet.SummaryFile)}
+	if err := n.st.create(killed); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.st.reconcile(killed, n.recoverRun); got.Reason != protocol.ReasonWorkerDied {
+		t.Fatalf("the previous run's summary was taken for this run's: %+v", got)
+	}
+}
+
+// TestRunWithoutSummaryIgnoresThePreviousOne: Puppet fails before writing a
+// summary, a second after the previous run wrote one with changes: the run
+// is recorded without the previous run's counts.
+func TestRunWithoutSummaryIgnoresThePreviousOne(t *testing.T) {
+	n := scriptNode(t, `echo $$ > "$1"; echo "Error: Could not run: boom"; exit 1`)
+	summary := "version:\n  config: \"motd=old\"\nresources:\n  changed: 3\n  failed: 0\n  total: 7\n"
+	if err := os.WriteFile(n.cfg.Puppet.SummaryFile, []byte(summary), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-startRun(t, n, "no-summary-1", context.Background(), make(chan struct{})); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := n.st.load("no-summary-1", KindRun)
+	if err != nil || rec.Phase != protocol.PhaseFailed || rec.Changed != 0 || rec.Total != 0 || rec.ConfigVersion != "" {
+		t.Fatalf("record %+v %v", rec, err)
 	}
 }

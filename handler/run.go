@@ -37,6 +37,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	outPath := filepath.Join(dir, "puppet.log")
 	jsonLog := filepath.Join(dir, "puppet.jsonl")
 	args := n.puppetArgs(rec.Environment, rec.Puppet, jsonLog)
+	rec.SummaryBefore = summaryMark(n.cfg.Puppet.SummaryFile)
 	exit, runErr := runPuppet(ctx, n.killNow, args, outPath, n.cfg.Puppet.Timeout, func(pid int) {
 		rec.PuppetPID = pid
 		rec.PuppetStart, _ = processStart(pid)
@@ -58,7 +59,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 		}
 	default:
 		rec.ExitCode = &exit
-		summary, _ := readSummary(n.cfg.Puppet.SummaryFile, rec.Started)
+		summary, _ := readSummary(n.cfg.Puppet.SummaryFile, rec.Started, rec.SummaryBefore)
 		o := classify(exit, summary, entries, output, n.cfg.Puppet.StateDir)
 		rec.Phase, rec.Reason, rec.Message = o.phase, o.reason, protocol.Truncate(o.message, 2000)
 		if summary != nil {

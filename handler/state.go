@@ -45,6 +45,9 @@ type Record struct {
 	// worker died is not called over while Puppet goes on.
 	PuppetPID   int   `json:"puppet_pid,omitempty"`
 	PuppetStart int64 `json:"puppet_start,omitempty"`
+	// SummaryBefore marks Puppet's summary file as it was before this
+	// run's Puppet started (summaryMark).
+	SummaryBefore string `json:"summary_before,omitempty"`
 
 	ExitCode        *int                      `json:"exit_code,omitempty"`
 	Changed         int                       `json:"changed,omitempty"`
