@@ -70,7 +70,7 @@ func (w *watch) unaccounted() string {
 		// (one the gossip missed never ran).
 		return fmt.Sprintf("the masters' trigger was sent to %d node(s) and only %d answered for this deploy", w.listed(), heard)
 	case len(w.silent) > 0:
-		return fmt.Sprintf("%d alive node(s) never answered whether they have a record of it (%s)", len(w.silent), someNames(w.silent))
+		return fmt.Sprintf("%d master(s) never answered whether they have a record of it (%s)", len(w.silent), someNames(w.silent))
 	case !w.batch && w.expected() > len(w.targets):
 		// A re-attached watch knows the targets only from their records:
 		// one that left before the trigger, or a batch the aborted

@@ -34,52 +34,21 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, interruptedOr(ctx, err, "listing the members")
 	}
-	// Every alive node is asked, and re-asked until it answers (most say
-	// they have no record): a node whose answer is lost must not drop out
-	// of the deploy. Before, one query listened 1.5 s for the nodes with a
-	// record; right after the CLI's agent restarted it heard 1 of 4, and
-	// the watch exited 0 (the oracle's false green, seed 4 scenario 72).
-	everyone := names(alive)
-	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
-	var targets, masters []serfrpc.Member
-	var req *protocol.Request
-	var answers []serfrpc.Response
-	res, err := rpc.Query(ctx, serfrpc.Query{
-		Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: everyone},
-		Timeout: opts.QueryTimeout, Expect: everyone, Resend: resendQuery,
-		OnResponse: func(r serfrpc.Response) {
-			var st protocol.Status
-			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 || st.Node != r.From {
-				return
-			}
-			hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped
-			hasSync := st.Sync != "" && st.Sync != protocol.PhaseUnknown
-			if !hasRun && !hasSync {
-				return
-			}
-			answers = append(answers, r)
-			if hasRun {
-				targets = append(targets, serfrpc.Member{Name: r.From})
-			}
-			if hasSync && isMaster[r.From] {
-				masters = append(masters, serfrpc.Member{Name: r.From})
-			}
-			if req == nil || req.Module == "" && st.Request.Module != "" {
-				r := st.Request
-				req = &r
-			}
-		}})
+	found, err := findRecords(ctx, rpc, &opts, names(alive), isMaster)
 	if err != nil {
-		return nil, interruptedOr(ctx, err, "looking for the nodes that know the deploy id")
+		return nil, err
 	}
-	var silent []string
-	for _, n := range everyone {
-		if !res.Responded(n) {
-			silent = append(silent, n)
+	var silentMasters, silentOthers []string
+	for _, n := range found.silent {
+		if isMaster[n] {
+			silentMasters = append(silentMasters, n)
+		} else {
+			silentOthers = append(silentOthers, n)
 		}
 	}
-	if req == nil && len(silent) > 0 {
-		return nil, Errorf(ExitInfra, "no node that answered has a record of deploy id %s, and %d alive node(s) did not answer (%s): try again", opts.ID, len(silent), someNames(silent))
+	req, targets, masters := found.req, found.targets, found.masters
+	if req == nil && len(silentMasters) > 0 {
+		return nil, Errorf(ExitInfra, "no node that answered has a record of deploy id %s, and %d master(s) did not answer (%s): try again", opts.ID, len(silentMasters), someNames(silentMasters))
 	}
 	if req == nil {
 		return nil, Errorf(ExitNoTargets, "no node has a record of deploy id %s: nothing ran under it, so deploying again is safe; or check the id (the first line deploy printed, and in its reports)", opts.ID)
@@ -90,18 +59,87 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 		kind = "deploy"
 	}
 	w := newWatch(rpc, &opts, kind, targets, masters)
-	w.silent = silent
+	// A master keeps the deploy's target count: without its answer the
+	// watch cannot say every target is accounted for. Another node that
+	// never answers (one without serfdeploy's handler never does) is
+	// only noted: a target among them is caught by that count.
+	w.silent = silentMasters
+	if len(silentOthers) > 0 {
+		w.observer.note(fmt.Sprintf("%d node(s) never answered whether they have a record of %s (%s); not counted", len(silentOthers), opts.ID, someNames(silentOthers)))
+	}
 	if len(masters) == 0 {
 		w.triggeredAt = time.Now()
 	}
 	// What the nodes said is the watch's first poll: the masters' sync and
 	// how many nodes their trigger was sent to count even when every
 	// target is settled before the next poll reaches a master.
-	for _, r := range answers {
+	for _, r := range found.answers {
 		if err := w.statusAnswer(r); err != nil {
 			return w.finish(ctx, err)
 		}
 	}
 	w.observer.note(fmt.Sprintf("watching %s %s (%s): %d node(s) and %d master(s) have a record of it", kind, opts.ID, req, len(targets), len(masters)))
 	return w.finish(ctx, w.loop(ctx))
+}
+
+// records is what the nodes said of a deploy id when a watch re-attached.
+type records struct {
+	targets, masters []serfrpc.Member // nodes with a run record, masters with a sync record
+	req              *protocol.Request
+	answers          []serfrpc.Response // the answers with a record
+	silent           []string           // alive nodes that never answered
+}
+
+// discoveryRounds: how many times a watch asks the nodes that have not
+// answered, each time re-asking every second up to --query-timeout.
+const discoveryRounds = 2
+
+// findRecords asks every alive node for its record of opts.ID, and asks
+// again those that do not answer (most answer that they have none): a
+// node whose answer is lost must not drop out of the deploy. Before, one
+// query listened 1.5 s for the nodes with a record; right after the CLI's
+// agent restarted it heard 1 of 4, and the watch exited 0 (the oracle's
+// false green, seed 4 scenario 72).
+func findRecords(ctx context.Context, rpc RPC, opts *Options, alive []string, isMaster map[string]bool) (*records, error) {
+	found := &records{silent: alive}
+	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
+	take := func(r serfrpc.Response) {
+		var st protocol.Status
+		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 || st.Node != r.From {
+			return
+		}
+		hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped
+		hasSync := st.Sync != "" && st.Sync != protocol.PhaseUnknown
+		if !hasRun && !hasSync {
+			return
+		}
+		found.answers = append(found.answers, r)
+		if hasRun {
+			found.targets = append(found.targets, serfrpc.Member{Name: r.From})
+		}
+		if hasSync && isMaster[r.From] {
+			found.masters = append(found.masters, serfrpc.Member{Name: r.From})
+		}
+		if found.req == nil || found.req.Module == "" && st.Request.Module != "" {
+			req := st.Request
+			found.req = &req
+		}
+	}
+	for round := 0; round < discoveryRounds && len(found.silent) > 0; round++ {
+		ask := found.silent
+		res, err := rpc.Query(ctx, serfrpc.Query{
+			Name: protocol.QueryPuppetStatus, Payload: payload, Filter: serfrpc.Filter{Nodes: ask},
+			Timeout: opts.QueryTimeout, Expect: ask, Resend: resendQuery, OnResponse: take,
+		})
+		if err != nil {
+			return nil, interruptedOr(ctx, err, "looking for the nodes that know the deploy id")
+		}
+		found.silent = nil
+		for _, n := range ask {
+			if !res.Responded(n) {
+				found.silent = append(found.silent, n)
+			}
+		}
+	}
+	return found, nil
 }

@@ -42,8 +42,8 @@ type watch struct {
 	// runTargets: how many targets the CLI that fired the run listed, as
 	// the targets' records say (RunRequest.Targets).
 	runTargets int
-	// silent: alive nodes a re-attached watch asked for their record of
-	// the id that never answered; they may be targets it cannot follow.
+	// silent: masters a re-attached watch asked for their record of the
+	// id that never answered: it cannot check the deploy's target count.
 	silent []string
 	// batch: this watch follows one batch of a rollout, which accounts for
 	// the other targets itself.
