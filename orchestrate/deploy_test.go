@@ -438,10 +438,7 @@ func TestRunBusyAndDisabledExit1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for _, n := range res.Nodes {
-		got[n.Node] = n.State
-	}
+	got := nodeStates(res)
 	if got["qa1"] != StateFinished || got["qa2"] != StateBusy || got["prod1"] != StateDisabled || res.ExitCode != ExitFailed {
 		t.Fatalf("states %v exit %d", got, res.ExitCode)
 	}

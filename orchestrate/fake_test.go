@@ -188,3 +188,12 @@ func decodeStatus(b []byte) protocol.Status {
 	}
 	return st
 }
+
+// nodeStates maps each node of a result to its state.
+func nodeStates(res *Result) map[string]string {
+	states := map[string]string{}
+	for _, n := range res.Nodes {
+		states[n.Node] = n.State
+	}
+	return states
+}

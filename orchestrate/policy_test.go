@@ -167,10 +167,7 @@ func TestLateJoinerCountsAtTheTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	states := map[string]string{}
-	for _, n := range res.Nodes {
-		states[n.Node] = n.State
-	}
+	states := nodeStates(res)
 	if res.ExitCode != ExitFailed || states["qa3"] != StateFailed || states["qa1"] != StateTimeout {
 		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
 	}
@@ -325,10 +322,7 @@ func TestJoinerNotYetListedIsNotLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	states := map[string]string{}
-	for _, n := range res.Nodes {
-		states[n.Node] = n.State
-	}
+	states := nodeStates(res)
 	if res.ExitCode != ExitOK || states["qa3"] != StateFinished {
 		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
 	}
