@@ -151,22 +151,16 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 // writeConfig writes a node's handler config: the stand-in as its Puppet,
 // its own state, the master's repository, the logging service if any.
 func (c *cluster) writeConfig(n *node) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\n", c.stateDir(n.name))
-	fmt.Fprintf(&b, "handlers_dir: %s\n", filepath.Join(c.dir, "handlers", n.name))
-	b.WriteString("environment: production\n")
-	fmt.Fprintf(&b, "serf:\n  rpc_addr: %s\n", n.rpc)
-	fmt.Fprintf(&b, "master:\n  modulepath: %s\n  modules:\n    %s: %s\n  trigger_timeout: 10s\n",
-		filepath.Join(c.dir, "code", "environments", "{environment}", "modules"), module, c.repo.Dir)
-	b.WriteString("puppet:\n  command:\n")
-	for _, a := range []string{"/bin/sh", c.standin, n.name, n.puppet.SummaryFile()} {
-		fmt.Fprintf(&b, "    - %q\n", a)
+	conf := fleet.NodeConfig{
+		StateDir: c.stateDir(n.name), HandlersDir: filepath.Join(c.dir, "handlers", n.name), Environment: "production",
+		RPCAddr: n.rpc, CodeDir: filepath.Join(c.dir, "code"), RepoDir: c.repo.Dir,
+		PuppetCommand: []string{"/bin/sh", c.standin, n.name, n.puppet.SummaryFile()},
+		SummaryFile:   n.puppet.SummaryFile(), PuppetState: n.puppet.StateDir(), PuppetTimeout: 2 * time.Minute,
 	}
-	fmt.Fprintf(&b, "  summary_file: %s\n  state_dir: %s\n  timeout: 2m\n", n.puppet.SummaryFile(), n.puppet.StateDir())
 	if c.loki != nil {
-		fmt.Fprintf(&b, "logging:\n  url: %s\n", c.loki.URL)
+		conf.LogURL = c.loki.URL
 	}
-	return os.WriteFile(n.config, []byte(b.String()), 0o644)
+	return os.WriteFile(n.config, []byte(conf.YAML()), 0o644)
 }
 
 func (c *cluster) stateDir(name string) string { return filepath.Join(c.dir, "state", name) }
@@ -308,35 +302,35 @@ func (c *cluster) membersProblem() string {
 }
 
 func (c *cluster) waitMembers(bound time.Duration) error {
+	return settle(bound, c.membersProblem)
+}
+
+// waitAlive waits until the master and the CLI's node see name alive.
+func (c *cluster) waitAlive(name string, bound time.Duration) error {
+	return settle(bound, func() string {
+		for _, obs := range []string{masterName, cliName} {
+			ms, err := testcluster.Members(c.nodes[obs].rpc)
+			if err != nil {
+				return err.Error()
+			}
+			if ms[name] != "alive" {
+				return fmt.Sprintf("%s sees %s %q", obs, name, ms[name])
+			}
+		}
+		return ""
+	})
+}
+
+// settle polls problem until it says "" (all is well) or bound passes.
+func settle(bound time.Duration, problem func() string) error {
 	deadline := time.Now().Add(bound)
 	for {
-		p := c.membersProblem()
+		p := problem()
 		if p == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("members not settled after %s: %s", bound, p)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitAlive waits until the master and the CLI's node see name alive.
-func (c *cluster) waitAlive(name string, bound time.Duration) error {
-	deadline := time.Now().Add(bound)
-	for {
-		ok := true
-		for _, obs := range []string{masterName, cliName} {
-			ms, err := testcluster.Members(c.nodes[obs].rpc)
-			if err != nil || ms[name] != "alive" {
-				ok = false
-			}
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not seen alive within %s", name, bound)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

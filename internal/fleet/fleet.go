@@ -153,28 +153,12 @@ func (f *Fleet) config(name, rpcAddr string) string {
 		cmd = pn.ApplyEnvArgs(filepath.Join(f.CodeDir, "environments"),
 			filepath.Join(f.CodeDir, "environments", "{environment}", "manifests", "site.pp"))
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "state_dir: %s\n", f.StateDir(name))
-	fmt.Fprintf(&b, "handlers_dir: %s\n", filepath.Join(f.Dir, "handlers", name))
-	fmt.Fprintf(&b, "environment: %s\n", f.Opts.Environment)
-	if rpcAddr != "" {
-		fmt.Fprintf(&b, "serf:\n  rpc_addr: %s\n", rpcAddr)
-		if f.Opts.RPCAuth != "" {
-			fmt.Fprintf(&b, "  rpc_auth: %q\n", f.Opts.RPCAuth)
-		}
-	}
-	fmt.Fprintf(&b, "master:\n  modulepath: %s\n  modules:\n    motd: %s\n  trigger_timeout: 10s\n",
-		filepath.Join(f.CodeDir, "environments", "{environment}", "modules"), f.Repo.Dir)
-	b.WriteString("puppet:\n  command:\n")
-	for _, a := range cmd {
-		fmt.Fprintf(&b, "    - %q\n", a)
-	}
-	fmt.Fprintf(&b, "  summary_file: %s\n  state_dir: %s\n  timeout: %s\n", pn.SummaryFile(), pn.StateDir(), f.Opts.PuppetTimeout)
-	if f.Opts.LogURL != "" {
-		fmt.Fprintf(&b, "logging:\n  url: %s\n", f.Opts.LogURL)
-	}
-	b.WriteString(f.Opts.ExtraConfig)
-	return b.String()
+	return NodeConfig{
+		StateDir: f.StateDir(name), HandlersDir: filepath.Join(f.Dir, "handlers", name), Environment: f.Opts.Environment,
+		RPCAddr: rpcAddr, RPCAuth: f.Opts.RPCAuth, CodeDir: f.CodeDir, RepoDir: f.Repo.Dir,
+		PuppetCommand: cmd, SummaryFile: pn.SummaryFile(), PuppetState: pn.StateDir(), PuppetTimeout: f.Opts.PuppetTimeout,
+		LogURL: f.Opts.LogURL, Extra: f.Opts.ExtraConfig,
+	}.YAML()
 }
 
 // Result is what one CLI invocation did.
