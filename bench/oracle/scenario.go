@@ -450,6 +450,20 @@ func sleepUnless(d time.Duration, done <-chan struct{}) bool {
 // inject plays one fault during deploy A.
 func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobservable map[string]string, infra *[]string, b **cliRun) {
 	note := func(format string, args ...any) { f.Note = fmt.Sprintf(format, args...) }
+	// waited waits out the fault's delay after the CLI started; false when
+	// the CLI ended first (the fault is then not injected).
+	waited := func() bool {
+		if !sleepUnless(f.Delay, a.done) {
+			note("the CLI ended first")
+			return false
+		}
+		return true
+	}
+	infraFault := func(why string) {
+		mu.Lock()
+		*infra = append(*infra, why)
+		mu.Unlock()
+	}
 	switch f.Kind {
 	case fFail, fHang, fHostile:
 		// In the plan: the fault is in place if the victim runs at all.
@@ -463,8 +477,7 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 		n := c.nodes[f.Victim]
 		var r *run
 		if f.How == "early" {
-			if !sleepUnless(f.Delay, a.done) {
-				note("the CLI ended first")
+			if !waited() {
 				return
 			}
 		} else {
@@ -504,8 +517,7 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 		}
 
 	case fJoin:
-		if !sleepUnless(f.Delay, a.done) {
-			note("the CLI ended first")
+		if !waited() {
 			return
 		}
 		if err := c.start(c.nodes[joinerName]); err != nil {
@@ -515,8 +527,7 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 		f.Injected = true
 
 	case fConcurrent:
-		if !sleepUnless(f.Delay, a.done) {
-			note("the CLI ended first")
+		if !waited() {
 			return
 		}
 		cr, err := c.startCLI(s.Timeout+3*time.Minute, "deploy", "--module", module, "--ref", s.RefB, "--id", s.IDB,
@@ -529,13 +540,10 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 		f.Injected = true
 
 	case fCLIRestart:
-		if !sleepUnless(f.Delay, a.done) {
-			note("the CLI ended first")
+		if !waited() {
 			return
 		}
-		mu.Lock()
-		*infra = append(*infra, "the CLI's serf agent was restarted")
-		mu.Unlock()
+		infraFault("the CLI's serf agent was restarted")
 		n := c.nodes[cliName]
 		if f.How == "leave" {
 			c.leave(n)
@@ -552,13 +560,10 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 			note("no logging service")
 			return
 		}
-		if !sleepUnless(f.Delay, a.done) {
-			note("the CLI ended first")
+		if !waited() {
 			return
 		}
-		mu.Lock()
-		*infra = append(*infra, "the logging service was stopped")
-		mu.Unlock()
+		infraFault("the logging service was stopped")
 		c.loki.Stop()
 		c.lokiOff = true
 		f.Injected = true
