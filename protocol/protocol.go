@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 )
@@ -242,6 +243,7 @@ const (
 	ReasonPuppetError       = "puppet_error"       // puppet failed in a way not classified above
 	ReasonStartFailed       = "start_failed"       // the puppet command could not be started
 	ReasonInterrupted       = "interrupted"        // the worker was stopped (SIGTERM) during the run
+	ReasonStateError        = "state_error"        // the node cannot read or write its state directory; Message says which file and why
 )
 
 // Status is a node's answer to `puppet-status`.
@@ -342,6 +344,11 @@ func ValidID(s string) error {
 func ValidTagFilter(key, re string) error {
 	if key == "" {
 		return fmt.Errorf("tag filter %q must be key=regexp, e.g. segment=qa", key+"="+re)
+	}
+	// A key reaches serf, logs and reports: no line breaks or other
+	// control characters, no "=" (serf's -tag flag splits at the first).
+	if strings.ContainsRune(key, '=') || OneLine(key, 256) != key {
+		return fmt.Errorf("tag filter %q: the key must be one line of plain text without \"=\", at most 256 bytes", key+"="+re)
 	}
 	if _, err := regexp.Compile(re); err != nil {
 		return fmt.Errorf("tag filter %q: the regexp does not compile: %s", key+"="+re, OneLine(err.Error(), 300))
@@ -444,8 +451,9 @@ func EncodeDeploy(d *Deploy) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeStrict decodes one JSON document into v, refusing unknown fields and
-// trailing data, so that garbage is reported rather than half-read.
+// DecodeStrict decodes one JSON document into v, refusing unknown fields,
+// keys that match a field only in another case (keys.go) and trailing data,
+// so that garbage is reported rather than half-read.
 func DecodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
@@ -455,6 +463,9 @@ func DecodeStrict(b []byte, v any) error {
 	// Not dec.More(): it misses a stray ] or } after the document.
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("not a valid message: trailing data after the JSON document")
+	}
+	if err := checkKeys(b, reflect.TypeOf(v), true); err != nil {
+		return fmt.Errorf("not a valid message: %w", err)
 	}
 	return nil
 }
