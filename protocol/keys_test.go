@@ -15,7 +15,7 @@ func TestDecodeStrictRefusesKeysInAnotherCase(t *testing.T) {
 		{`{"ID":"d1","MODULE":"motd","REF":"v1"}`, &Deploy{}},
 		{`{"id":"d1","Module":"motd","ref":"v1"}`, &Deploy{}},
 		{`{"id":"d1","module":"motd","ref":"v1","Puppet_Tags":"motd"}`, &Deploy{}}, // embedded PuppetFlags
-		{`{"id":"d1","module":"motd","ref":"v1","build":{"TAG":"t"}}`, &Deploy{}},   // nested Build
+		{`{"id":"d1","module":"motd","ref":"v1","build":{"TAG":"t"}}`, &Deploy{}},  // nested Build
 		{`{"id":"d1","module":"motd","ref":"v1","ſkip_masters":true}`, &Deploy{}},  // Unicode folding: ſ is s
 		{`{"Id":"r1"}`, &RunRequest{}},
 		{`{"id":"r1","build":{"Url":"u"}}`, &RunRequest{}},
