@@ -587,3 +587,32 @@ func TestStatusUnknownID(t *testing.T) {
 		t.Fatalf("unknown id: %v", err)
 	}
 }
+
+// TestInterruptWhileSendingTheRunRequestSaysHowToReattach: a SIGTERM that
+// lands while the run request is still being sent (a node may already have
+// taken the run) exits 4 with the `serfdeploy watch ID` line. It said only
+// "interrupted while sending the run request", which made
+// cmd/serfdeploy.TestWatchReattaches fail about one run in four.
+func TestInterruptWhileSendingTheRunRequestSaysHowToReattach(t *testing.T) {
+	for _, batch := range []string{"", "1"} {
+		f := cluster(finishedOK)
+		ctx, cancel := context.WithCancel(context.Background())
+		inner := f.answer
+		f.answer = func(node, query string, payload []byte) []byte {
+			if query == protocol.QueryPuppetRun {
+				cancel() // the first node has the run; the CLI is stopped now
+			}
+			return inner(node, query, payload)
+		}
+		opts := qaOptions("d-int-" + batch)
+		opts.Batch = batch
+		res, err := Run(ctx, f, opts) // a deploy's rollout sends its batches' run requests the same way
+
+		if exitCode(t, err) != ExitIncomplete || !strings.Contains(err.Error(), "serfdeploy watch d-int-"+batch) {
+			t.Fatalf("batch %q: err %v", batch, err)
+		}
+		if res == nil || res.ExitCode != ExitIncomplete {
+			t.Fatalf("batch %q: result %+v", batch, res)
+		}
+	}
+}

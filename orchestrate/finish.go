@@ -24,9 +24,8 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 		res.Masters = append(res.Masters, *m)
 	}
 	if loopErr != nil {
-		if res.Fired && errors.Is(loopErr, serfrpc.ErrGone) {
-			// The runs do not depend on this agent: say how to pick them up.
-			loopErr = Errorf(ExitInfra, "%v; the runs go on: re-attach with `serfdeploy watch %s`", loopErr, w.opts.ID)
+		if res.Fired {
+			loopErr = withReattach(loopErr, w.opts.ID)
 		}
 		res.ExitCode = codeOf(loopErr)
 		res.Outcome, res.Error = loopErr.Error(), loopErr.Error()
@@ -182,7 +181,8 @@ func pendingNodes(nodes []NodeResult) int {
 
 // codeOf returns the exit code an error stands for.
 func codeOf(err error) int {
-	if e, ok := err.(*Error); ok {
+	var e *Error
+	if errors.As(err, &e) {
 		return e.Code
 	}
 	return ExitInfra
@@ -195,4 +195,23 @@ func someNames(names []string) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
+}
+
+// withReattach adds the `serfdeploy watch ID` line to an error that ended a
+// watch after the runs were sent: the runs do not depend on this CLI or its
+// agent, so the user must learn how to pick them up. An interrupt that lands
+// while the run request is still being sent is such a case too: a node may
+// already have taken the run (a CI flake in TestWatchReattaches was exactly
+// that: exit 4 with no watch line).
+func withReattach(err error, id string) error {
+	if strings.Contains(err.Error(), "serfdeploy watch ") {
+		return err
+	}
+	switch {
+	case errors.Is(err, serfrpc.ErrGone):
+		return Errorf(ExitInfra, "%w; the runs go on: re-attach with `serfdeploy watch %s`", err, id)
+	case codeOf(err) == ExitIncomplete:
+		return Errorf(ExitIncomplete, "%w; runs already sent go on: re-attach with `serfdeploy watch %s`", err, id)
+	}
+	return err
 }
