@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +21,14 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/serfdeploy/serfdeploy/internal/redact"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // Errors a caller can tell apart with errors.Is; the wrapped text says
-// which URL and what happened.
+// which URL and what happened. No error of this package carries a
+// password or token: the URL in it is redacted (internal/redact), and so
+// is anything the service or net/http said.
 var (
 	ErrUnreachable  = errors.New("logging service unreachable")
 	ErrUnauthorized = errors.New("logging service refused the credentials")
@@ -48,7 +52,11 @@ type Config struct {
 type Client struct {
 	cfg  Config
 	base *url.URL
-	http *http.Client
+	// where is base for messages, its password masked; secrets are the
+	// credentials that must never appear in one.
+	where   string
+	secrets []string
+	http    *http.Client
 	// firstDelay is the backoff's first wait; tests make it tiny.
 	firstDelay time.Duration
 }
@@ -57,7 +65,7 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("logging service URL %q must look like http://host:3100", cfg.URL)
+		return nil, fmt.Errorf("logging service URL %q must look like http://host:3100", redact.URL(cfg.URL))
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -83,11 +91,34 @@ func New(cfg Config) (*Client, error) {
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &Client{cfg: cfg, base: u, http: &http.Client{Timeout: cfg.Timeout, Transport: transport}, firstDelay: 500 * time.Millisecond}, nil
+	// The credentials as sent, too: a proxy may echo the Authorization
+	// header's value back in its answer.
+	secrets := []string{cfg.Password, cfg.BearerToken}
+	if cfg.Password != "" {
+		secrets = append(secrets, basicAuth(cfg.Username, cfg.Password))
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		secrets = append(secrets, p, basicAuth(u.User.Username(), p))
+	}
+	return &Client{
+		cfg: cfg, base: u, where: u.Redacted(), secrets: secrets,
+		http: &http.Client{Timeout: cfg.Timeout, Transport: transport}, firstDelay: 500 * time.Millisecond,
+	}, nil
 }
 
-// URL is the service's base URL, for messages.
-func (c *Client) URL() string { return c.base.String() }
+// URL is the service's base URL for messages, its password masked.
+func (c *Client) URL() string { return c.where }
+
+// basicAuth is the credential of a Basic Authorization header, as
+// net/http's SetBasicAuth writes it.
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// scrub masks the client's credentials, and any URL password or
+// Authorization header, in text that came from elsewhere (an answer's
+// body, a net/http error), before it goes into an error.
+func (c *Client) scrub(s string) string { return redact.Text(s, c.secrets...) }
 
 // statusError is an HTTP answer other than success.
 type statusError struct {
@@ -118,11 +149,13 @@ func refused(err error) bool {
 }
 
 // do sends one request with retries on transient failures and returns the
-// body of a 2xx answer.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
+// status and body of a 2xx answer; what a 2xx must look like is the
+// caller's to check.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
 	u := *c.base
 	u.Path = strings.TrimRight(u.Path, "/") + path
 	u.RawQuery = query.Encode()
+	var code int
 	var out []byte
 	attempt := func() error {
 		var rd io.Reader
@@ -150,10 +183,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 		if resp.StatusCode/100 == 2 {
-			out = b
+			code, out = resp.StatusCode, b
 			return nil
 		}
-		serr := &statusError{code: resp.StatusCode, body: string(b)}
+		serr := &statusError{code: resp.StatusCode, body: c.scrub(string(b))}
 		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 			return serr
 		}
@@ -165,9 +198,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	b.MaxElapsedTime = 0
 	err := backoff.Retry(attempt, backoff.WithContext(backoff.WithMaxRetries(b, uint64(c.cfg.Retries)), ctx))
 	if err == nil {
-		return out, nil
+		return code, out, nil
 	}
-	return nil, c.explain(err)
+	return 0, nil, c.explain(err)
 }
 
 func (c *Client) authorize(req *http.Request) {
@@ -188,17 +221,17 @@ func (c *Client) explain(err error) error {
 	if errors.As(err, &serr) {
 		switch {
 		case serr.code == http.StatusUnauthorized || serr.code == http.StatusForbidden:
-			return fmt.Errorf("%w at %s (%v): check --log-user/--log-password, --log-token or --log-tenant", ErrUnauthorized, c.base, serr)
+			return fmt.Errorf("%w at %s (%v): check --log-user/--log-password, --log-token or --log-tenant", ErrUnauthorized, c.where, serr)
 		default:
 			// serr stays in the chain so that the spool can tell a refusal
 			// of the records (refused) from a service that is unwell.
-			return fmt.Errorf("%w at %s: %w", ErrBadResponse, c.base, serr)
+			return fmt.Errorf("%w at %s: %w", ErrBadResponse, c.where, serr)
 		}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
+		return fmt.Errorf("%w at %s: %s", ErrUnreachable, c.where, c.scrub(err.Error()))
 	}
-	return fmt.Errorf("%w at %s: %v; is Loki running there? set --log-url or SERFDEPLOY_LOG_URL", ErrUnreachable, c.base, rootCause(err))
+	return fmt.Errorf("%w at %s: %s; is Loki running there? set --log-url or SERFDEPLOY_LOG_URL", ErrUnreachable, c.where, c.scrub(rootCause(err).Error()))
 }
 
 // rootCause drops the URL the net/http error repeats.
@@ -212,7 +245,7 @@ func rootCause(err error) error {
 
 // Ready reports whether Loki answers /ready.
 func (c *Client) Ready(ctx context.Context) error {
-	_, err := c.do(ctx, http.MethodGet, "/ready", nil, nil)
+	_, _, err := c.do(ctx, http.MethodGet, "/ready", nil, nil)
 	return err
 }
 

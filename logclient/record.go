@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
@@ -74,11 +75,28 @@ func (c *Client) Push(ctx context.Context, recs ...protocol.RunRecord) error {
 	for _, k := range order {
 		body.Streams = append(body.Streams, streams[k])
 	}
-	_, err := c.do(ctx, http.MethodPost, "/loki/api/v1/push", nil, marshal(body))
+	code, answer, err := c.do(ctx, http.MethodPost, "/loki/api/v1/push", nil, marshal(body))
+	if err == nil {
+		err = c.pushTaken(code, answer)
+	}
 	if err != nil {
 		return fmt.Errorf("pushing %d record(s): %w", len(recs), err)
 	}
 	return nil
+}
+
+// pushTaken checks that a push's 2xx answer is Loki saying it took the
+// records. Loki's distributor answers a push it stored with 204 No Content
+// and nothing else; any other 2xx (a proxy's or captive portal's 200 page,
+// a stub that swallows everything) did not store them, so the spool must
+// keep them. It is not a refusal of the records: they are sent again later.
+func (c *Client) pushTaken(code int, body []byte) error {
+	if code == http.StatusNoContent {
+		return nil
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(c.scrub(string(body))), "\n")
+	return fmt.Errorf("%w at %s: the push was answered HTTP %d (body %q), not Loki's 204 No Content, so the records are not known to be stored; is that URL Loki's own, with no proxy or login page in front?",
+		ErrBadResponse, c.where, code, protocol.OneLine(line, 120))
 }
 
 // pageSize is the most lines one query_range returns.
@@ -106,13 +124,13 @@ func (c *Client) Records(ctx context.Context, deployID string, since, until time
 			"query": {q}, "start": {nsString(start)}, "end": {nsString(until)},
 			"limit": {strconv.Itoa(pageSize)}, "direction": {"forward"},
 		}
-		body, err := c.do(ctx, http.MethodGet, "/loki/api/v1/query_range", params, nil)
+		_, body, err := c.do(ctx, http.MethodGet, "/loki/api/v1/query_range", params, nil)
 		if err != nil {
 			return nil, fmt.Errorf("reading deploy %s: %w", deployID, err)
 		}
 		var resp queryResponse
 		if err := json.Unmarshal(body, &resp); err != nil || resp.Status != "success" {
-			return nil, fmt.Errorf("%w at %s: query_range answer is not Loki's JSON: %.120q", ErrBadResponse, c.base, body)
+			return nil, fmt.Errorf("%w at %s: query_range answer is not Loki's JSON: %.120q", ErrBadResponse, c.where, c.scrub(string(body)))
 		}
 		lines, last := 0, int64(0)
 		for _, s := range resp.Data.Result {
