@@ -17,32 +17,79 @@ import (
 // Nodes dedupe by deploy id, so sending again is always safe; the watcher
 // does so rather than wait and report them missed.
 
+// Under load, sending again feeds the load: a node whose serf handler
+// queue is backed up (a fleet that is forming or restarting, measured here
+// with 100 agents that joined one by one) answers late, and every event or
+// query sent again adds one more handler run to that queue, on every node
+// for an event. So a resend goes only to nodes that cannot still answer
+// the earlier one, the wait before each doubles, and a deploy sends at
+// most maxResends of each kind.
+const maxResends = 3
+
+// resends counts what the watch sent again and remembers which nodes are
+// busy: they acknowledged the last query (serf delivered it) but had not
+// answered when it ended, so their handler queue is behind, not empty of
+// our request.
+type resends struct {
+	events, runs int
+	busy         map[string]bool
+}
+
+// wait is how long after the last send the next resend may go: ResendAfter,
+// doubled for each resend already made.
+func (r *resends) wait(base time.Duration, made int) time.Duration {
+	return base << made
+}
+
+// note records from a finished query which nodes are busy.
+func (r *resends) note(q serfrpc.Query, res *serfrpc.QueryResult) {
+	if res == nil || len(q.Expect) == 0 {
+		return
+	}
+	if r.busy == nil {
+		r.busy = map[string]bool{}
+	}
+	for _, n := range res.Acks {
+		r.busy[n] = !res.Responded(n)
+	}
+}
+
 // resend fires the deploy event again while no master has heard of it, and
 // the puppetrun query again to targets that know nothing of the run after
 // the trigger.
 func (w *watch) resend(ctx context.Context) error {
-	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() && time.Since(w.lastSent) >= w.opts.ResendAfter {
+	r := &w.resends
+	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() {
+		if r.events >= maxResends || w.anyMasterBusy() || time.Since(w.lastSent) < r.wait(w.opts.ResendAfter, r.events) {
+			return nil
+		}
+		r.events++
 		w.lastSent = time.Now()
-		w.observer.note("no master has answered for the deploy yet: firing the deploy event again")
+		w.observer.note(fmt.Sprintf("no master has answered for the deploy yet: firing the deploy event again (%d of at most %d)", r.events, maxResends))
 		if err := w.rpc.FireEvent(ctx, protocol.EventDeploy, w.eventPayload, false); err != nil {
 			return infra(err)
 		}
 		return nil
 	}
-	if w.runPayload == nil || w.triggeredAt.IsZero() || time.Since(w.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < w.opts.ResendAfter {
+	if w.runPayload == nil || w.triggeredAt.IsZero() || r.runs >= maxResends {
 		return nil // a watch that re-attached sends nothing
+	}
+	wait := r.wait(w.opts.ResendAfter, r.runs)
+	if time.Since(w.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < wait {
+		return nil
 	}
 	var waiting []string
 	for _, name := range w.order {
-		if w.targets[name].State == StateWaiting {
+		if w.targets[name].State == StateWaiting && !r.busy[name] {
 			waiting = append(waiting, name)
 		}
 	}
 	if len(waiting) == 0 {
 		return nil
 	}
+	r.runs++
 	w.lastSent = time.Now()
-	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again", len(waiting)))
+	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again (%d of at most %d)", len(waiting), r.runs, maxResends))
 	res, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload,
 		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting, Resend: resendQuery,
@@ -54,6 +101,17 @@ func (w *watch) resend(ctx context.Context) error {
 		w.runAnswer(r)
 	}
 	return nil
+}
+
+// anyMasterBusy: a master has our queries but its handler queue is behind;
+// the deploy event is most likely waiting in that same queue.
+func (w *watch) anyMasterBusy() bool {
+	for name := range w.masters {
+		if w.resends.busy[name] {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *watch) noMasterHeard() bool {

@@ -50,6 +50,7 @@ type watch struct {
 	batch         bool
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
+	resends       resends
 }
 
 // A node whose answers cannot be read this many times in a row is given up.
@@ -137,10 +138,25 @@ func (w *watch) interval() time.Duration {
 	if d > w.opts.PollInterval {
 		d = w.opts.PollInterval
 	}
+	// Nodes whose handler queue is behind are not helped by being asked
+	// more often than --poll-interval: each poll is one more handler run
+	// in that queue.
+	if w.busyPending() {
+		d = w.opts.PollInterval
+	}
 	return d
 }
 
 const minPollInterval = 250 * time.Millisecond
+
+func (w *watch) busyPending() bool {
+	for _, name := range w.pendingNodes() {
+		if w.resends.busy[name] {
+			return true
+		}
+	}
+	return false
+}
 
 // poll does one round: member statuses, then one puppet-status query to the
 // nodes still of interest.
@@ -557,5 +573,6 @@ func (w *watch) query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryResul
 	if res != nil {
 		w.res.Queries += res.Sent
 	}
+	w.resends.note(q, res)
 	return res, err
 }
