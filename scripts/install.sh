@@ -1,126 +1,87 @@
 #!/bin/sh
-# Install serfdeploy on a node: the binary, its config, and the serf agent
-# as a systemd service with serfdeploy as its event handler.
+# Install serfdeploy on a Debian node, as root, safe to re-run:
+#   1. the Debian packages serf and puppet-agent, with apt-get, when missing;
+#   2. the serfdeploy binary as /usr/local/bin/serfdeploy;
+#   3. `serfdeploy install --systemd "$@"`: /etc/serf/serf.json (serfdeploy's
+#      event handler, tags, join address, RPC key), the keyring, the node
+#      config /etc/serfdeploy/node.yaml and the drop-in
+#      /etc/systemd/system/serf.service.d/serfdeploy.conf for Debian's unit.
+#      A setting given replaces what the files say, one not given is kept;
+#      it prints each change (keys only as "(changed)") or "nothing changed";
+#   4. serf enabled, and restarted when something changed, if systemd runs.
 #
-# Usage: scripts/install.sh --role master|agent --join HOST [--tag k=v]...
-#                           [--rpc-auth KEY] [--encrypt-key KEY]
-#   Run from a checkout as root; builds the binary with Go if bin/serfdeploy
-#   is missing. Existing config files are kept. --encrypt-key encrypts serf's
-#   gossip: one key for the whole cluster, made once with `serf keygen`,
-#   kept in /etc/serf/serf.keyring (0600). See docs/security.md.
+# Usage: scripts/install.sh [--binary-from FILE] [serfdeploy install flags]
+#   e.g. scripts/install.sh --role master --join serf-1.example.com \
+#          --tag segment=qa --encrypt-key KEY --rpc-auth SECRET \
+#          --log-url http://loki:3100 \
+#          --git-url 'https://git.example.com/puppet/{module}.git'
+#   Every flag: `serfdeploy install --help`. The binary comes from FILE, else
+#   bin/serfdeploy of this checkout; it is built with Go only when neither
+#   exists (and the script says so).
 #
-# SERFDEPLOY_INSTALL_ROOT=DIR (for tests) installs under DIR instead of /,
-# with DIR in the paths written into serf.json, and leaves systemd alone.
+# Puppet: node.yaml's defaults suit Debian's puppet-agent (puppet in
+# /usr/bin). Puppet's own packages (apt.puppet.com) put puppet in
+# /opt/puppetlabs/bin, which is not on systemd's PATH: the drop-in adds
+# that directory to the PATH serf's handler runs with.
+#
+# SERFDEPLOY_INSTALL_ROOT=DIR (tests): install under DIR (every path written
+# into the files too), without apt-get or systemctl.
 set -eu
 
-role=agent
-join=
-rpc_auth=
-encrypt_key=
-tags=
-while [ $# -gt 0 ]; do
-	case "$1" in
-		--role) role=$2; shift 2 ;;
-		--join) join=$2; shift 2 ;;
-		--tag) tags="$tags $2"; shift 2 ;;
-		--rpc-auth) rpc_auth=$2; shift 2 ;;
-		--encrypt-key) encrypt_key=$2; shift 2 ;;
-		-h | --help) sed -n '2,10p' "$0"; exit 0 ;;
-		*) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-case "$role" in
-	master | agent) ;;
-	*) echo "install.sh: --role must be master or agent" >&2; exit 2 ;;
-esac
-if [ -n "$encrypt_key" ]; then
-	# serf takes a base64 AES key of 16, 24 or 32 bytes. Never print it.
-	size=0
-	case "$encrypt_key" in
-		*[!A-Za-z0-9+/=]*) ;;
-		*) size=$(printf '%s' "$encrypt_key" | base64 -d 2>/dev/null | wc -c | tr -d ' ') ;;
-	esac
-	case "$size" in
-		16 | 24 | 32) ;;
-		*) echo "install.sh: --encrypt-key is not a base64 key of 16, 24 or 32 bytes (make one with: serf keygen)" >&2; exit 2 ;;
-	esac
+say() { echo "install.sh: $*" >&2; }
+
+src=
+if [ "${1:-}" = --binary-from ]; then
+	[ $# -ge 2 ] || { say "--binary-from needs a file"; exit 2; }
+	src=$2
+	shift 2
 fi
+case "${1:-}" in
+	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+esac
 
 dest=${SERFDEPLOY_INSTALL_ROOT:-}
-root=$(cd "$(dirname "$0")/.." && pwd)
-if [ ! -x "$root/bin/serfdeploy" ]; then
-	(cd "$root" && go build -o bin/serfdeploy ./cmd/serfdeploy)
-fi
-if [ -n "$dest" ]; then
-	install -d -m 0755 "$dest/usr/local/bin" "$dest/etc/systemd/system"
-fi
-install -m 0755 "$root/bin/serfdeploy" "$dest/usr/local/bin/serfdeploy"
-install -d -m 0755 "$dest/etc/serfdeploy" "$dest/etc/serf" "$dest/etc/serf/handlers" "$dest/var/lib/serfdeploy"
+checkout=$(cd "$(dirname "$0")/.." && pwd)
 
-# Files that hold a key are created 0600 (umask 077 in a subshell).
-node_yaml=$dest/etc/serfdeploy/node.yaml
-if [ ! -e "$node_yaml" ]; then
-	(
-		[ -n "$rpc_auth" ] && umask 077
-		{
-			echo "# serfdeploy node config; see README.md, \"Node configuration\"."
-			echo "role: $role"
-			if [ -n "$rpc_auth" ]; then
-				echo "serf:"
-				echo "  rpc_auth: \"$rpc_auth\""
-			fi
-		} > "$node_yaml"
-	)
-fi
-
-# serf's keyring file: a JSON array of base64 keys, the first the primary.
-# serf rewrites it on `serf keys -install/-use/-remove`. Not named *.json:
-# serf reads every *.json in /etc/serf as agent config.
-keyring=$dest/etc/serf/serf.keyring
-if [ -n "$encrypt_key" ]; then
-	if [ ! -e "$keyring" ]; then
-		(umask 077 && printf '["%s"]\n' "$encrypt_key" > "$keyring")
-	elif ! grep -q -F "\"$encrypt_key\"" "$keyring"; then
-		echo "install.sh: warning: $keyring exists and does not hold the given key; kept as it is (to change keys, use serf keys: see docs/security.md)" >&2
+if [ -z "$dest" ]; then
+	missing=
+	command -v serf >/dev/null 2>&1 || missing="serf"
+	if ! command -v puppet >/dev/null 2>&1 && [ ! -x /opt/puppetlabs/bin/puppet ]; then
+		missing="$missing puppet-agent"
+	fi
+	if [ -n "$missing" ]; then
+		[ "$(id -u)" -eq 0 ] || { say "missing$missing; run as root to install it"; exit 2; }
+		say "installing$missing with apt-get"
+		apt-get update -q
+		# shellcheck disable=SC2086 # one word per package
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing
 	fi
 fi
 
-serf_json=$dest/etc/serf/serf.json
-if [ ! -e "$serf_json" ]; then
-	node=$(hostname -f 2>/dev/null || hostname)
-	(
-		[ -n "$rpc_auth" ] && umask 077
-		{
-			printf '{\n  "node_name": "%s",\n' "$node"
-			[ -n "$join" ] && printf '  "start_join": ["%s"],\n' "$join"
-			[ -n "$rpc_auth" ] && printf '  "rpc_auth": "%s",\n' "$rpc_auth"
-			[ -e "$keyring" ] && printf '  "keyring_file": "%s",\n' "$keyring"
-			printf '  "tags": {"fqdn": "%s"' "$node"
-			[ "$role" = master ] && printf ', "role": "puppetmaster"'
-			for t in $tags; do
-				printf ', "%s": "%s"' "${t%%=*}" "${t#*=}"
-			done
-			printf '}\n}\n'
-		} > "$serf_json"
-	)
-elif [ -e "$keyring" ] && ! grep -q '"keyring_file"' "$serf_json"; then
-	echo "install.sh: warning: $serf_json was kept and has no keyring_file: add \"keyring_file\": \"$keyring\" to it and restart serf to encrypt gossip" >&2
-fi
-# Kept files from an older install: tighten them if they hold the RPC key.
-for f in "$node_yaml" "$serf_json"; do
-	if grep -q -E 'rpc_auth"?: *("[^"]|[^" #])' "$f"; then
-		chmod 0600 "$f"
+if [ -z "$src" ]; then
+	src=$checkout/bin/serfdeploy
+	if [ ! -x "$src" ]; then
+		say "no bin/serfdeploy in $checkout: building it with Go"
+		(cd "$checkout" && go build -o bin/serfdeploy ./cmd/serfdeploy)
 	fi
-done
-if [ ! -e "$keyring" ]; then
-	echo "install.sh: warning: serf gossip is NOT encrypted: any host that reaches this node's serf port (7946) can join the cluster and fire deploy and puppetrun. Install with --encrypt-key KEY (the same key on every node, made once with: serf keygen); see docs/security.md" >&2
 fi
+[ -x "$src" ] || { say "$src is not an executable serfdeploy"; exit 2; }
+install -d -m 0755 "$dest/usr/local/bin"
+install -m 0755 "$src" "$dest/usr/local/bin/serfdeploy"
 
-install -m 0644 "$root/scripts/systemd/serf.service" "$dest/etc/systemd/system/serf.service"
 if [ -n "$dest" ]; then
-	echo "installed under $dest (role $role); systemd left alone"
-	exit 0
+	exec "$dest/usr/local/bin/serfdeploy" install --systemd --root "$dest" "$@"
 fi
-systemctl daemon-reload
-systemctl enable --now serf.service
-echo "installed: serf agent running with serfdeploy as its handler (role $role)"
+code=0
+out=$(/usr/local/bin/serfdeploy install --systemd "$@") || code=$?
+printf '%s\n' "$out"
+[ "$code" -eq 0 ] || exit "$code"
+if [ -d /run/systemd/system ]; then
+	systemctl enable serf.service
+	if [ "$out" != "nothing changed" ] || ! systemctl is-active --quiet serf.service; then
+		systemctl restart serf.service
+		say "serf restarted"
+	fi
+else
+	say "systemd is not running here: start serf yourself (serf agent -config-dir=/etc/serf)"
+fi

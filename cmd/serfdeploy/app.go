@@ -107,6 +107,7 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			reportCommand(env),
 			handleCommand(env),
 			workerCommand(env),
+			installCommand(env),
 		},
 	}
 	for _, c := range app.Commands {
