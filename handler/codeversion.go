@@ -14,6 +14,10 @@ import (
 )
 
 // commitFile, in each installed module, holds the commit it came from.
+// serfdeploy creates it in the release with O_EXCL after the unpack, and
+// refuses a module tree that carries the name (confine.go): a link of that
+// name would have the root-owned handler write, or the config_version
+// script read, wherever it points.
 const commitFile = ".serfdeploy-commit"
 
 // configVersionScript is what Puppet runs as the environment's
@@ -24,7 +28,8 @@ const commitFile = ".serfdeploy-commit"
 const configVersionScript = `#!/bin/sh
 # Written by serfdeploy: the commit of every module it installed here.
 for f in %s/*/%s; do
-	[ -f "$f" ] || continue
+	# Only the regular file serfdeploy wrote: never read through a link.
+	[ -f "$f" ] && [ ! -L "$f" ] || continue
 	m=${f%%/%s}
 	printf '%%s=%%s ' "${m##*/}" "$(cat "$f")"
 done

@@ -1,12 +1,10 @@
 package handler
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,78 +125,6 @@ func fetchModule(ctx context.Context, url, ref, dest string, timeout time.Durati
 		return "", fmt.Errorf("git archive: %s", strings.TrimSpace(errOut.String()))
 	}
 	return commit, nil
-}
-
-// untar writes a git archive into dest. Every write goes through an
-// os.Root on dest, which cannot leave it whatever symlinks earlier entries
-// made (a chain like d -> ., d/e -> .., e/pwned passes any check of the
-// names as strings); names and link targets that point outside are refused
-// up front with a clear message.
-func untar(r io.Reader, dest string) error {
-	if err := os.MkdirAll(dest, 0o755); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(dest)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		name := filepath.Clean(h.Name)
-		if name == "." || strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
-			if h.Typeflag == tar.TypeXGlobalHeader || name == "." {
-				continue
-			}
-			return fmt.Errorf("refusing path %q outside the module", h.Name)
-		}
-		if err := unpackEntry(root, tr, h, name); err != nil {
-			return fmt.Errorf("unpacking %q: %w", h.Name, err)
-		}
-	}
-}
-
-// unpackEntry writes one archive entry under root.
-func unpackEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name string) error {
-	switch h.Typeflag {
-	case tar.TypeDir:
-		return root.MkdirAll(name, 0o755)
-	case tar.TypeReg:
-		if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if h.Mode&0o111 != 0 {
-			mode = 0o755
-		}
-		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	case tar.TypeSymlink:
-		if filepath.IsAbs(h.Linkname) || strings.HasPrefix(filepath.Clean(filepath.Join(filepath.Dir(name), h.Linkname)), "..") {
-			return fmt.Errorf("refusing symlink to %q outside the module", h.Linkname)
-		}
-		if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			return err
-		}
-		return root.Symlink(h.Linkname, name)
-	}
-	// Submodules (commit entries), global headers and other types are not
-	// part of a module's files.
-	return nil
 }
 
 // installModule makes release the module at <modulepath>/<module> in one

@@ -62,7 +62,8 @@ func TestUntarRefusesEscapes(t *testing.T) {
 // TestUntarSymlinkChainStaysInside: d -> ., then d/e -> .. (which names
 // look inside: d/.. is the release itself), then e/pwned, which through
 // the links is the release's parent. Checks of the names as strings let
-// it through and wrote outside the release; with os.Root nothing is.
+// it through and wrote outside the release; now d/e is refused, as an
+// entry under a link, and os.Root would stop e/pwned anyway.
 func TestUntarSymlinkChainStaysInside(t *testing.T) {
 	parent := t.TempDir()
 	dest := filepath.Join(parent, "release")
@@ -74,8 +75,8 @@ func TestUntarSymlinkChainStaysInside(t *testing.T) {
 	if _, serr := os.Lstat(filepath.Join(parent, "pwned")); serr == nil {
 		t.Fatal("the archive wrote outside the release directory")
 	}
-	if err == nil || !strings.Contains(err.Error(), "e/pwned") {
-		t.Fatalf("want a refusal naming e/pwned, got %v", err)
+	if err == nil || !strings.Contains(err.Error(), "d/e") {
+		t.Fatalf("want a refusal naming d/e, got %v", err)
 	}
 }
 

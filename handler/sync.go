@@ -103,7 +103,8 @@ func (n *Node) sync(ctx context.Context, rec *Record) (string, error) {
 		return "", err
 	}
 	// The commit travels with the module, for the config_version script.
-	if err := os.WriteFile(filepath.Join(release, commitFile), []byte(commit+"\n"), 0o644); err != nil {
+	if err := writeCommit(release, commit); err != nil {
+		os.RemoveAll(release)
 		return "", err
 	}
 	if err := n.ensureConfigVersion(envDir, modulepath); err != nil {

@@ -1,0 +1,220 @@
+package handler
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A module's tree comes from whoever can push a tag, and the handler runs
+// as root on every master: the tree must not reach outside its release.
+// The kernel decides, not a check of names as strings (a link d -> . makes
+// d/d/../.. climb two levels while its text climbs none):
+//
+//   - every entry is written through an os.Root on the release, which
+//     refuses to follow a link out of it;
+//   - no entry may lie under a link (git trees never have one there);
+//   - every symlink is resolved under that root once the tree is unpacked:
+//     one that does not end at an entry of the module fails the sync,
+//     naming it, and nothing is installed (docs/security.md, symlink
+//     policy);
+//   - commitFile is serfdeploy's own name: a tree that carries it is
+//     refused, and serfdeploy creates it with O_EXCL, which never follows
+//     a link.
+
+// untar writes a git archive into dest and checks its symlinks.
+func untar(r io.Reader, dest string) error {
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(h.Name)
+		if name == "." || strings.HasPrefix(name, "..") || filepath.IsAbs(name) {
+			if h.Typeflag == tar.TypeXGlobalHeader || name == "." {
+				continue
+			}
+			return fmt.Errorf("refusing path %q outside the module", h.Name)
+		}
+		if name == commitFile {
+			return fmt.Errorf("refusing %s: serfdeploy keeps that name for the commit it installed; remove it from the module", commitFile)
+		}
+		if err := noLinkAbove(root, name); err != nil {
+			return err
+		}
+		if err := unpackEntry(root, tr, h, name); err != nil {
+			return fmt.Errorf("unpacking %q: %w", h.Name, err)
+		}
+	}
+	return checkLinks(root)
+}
+
+// noLinkAbove refuses an entry whose parent directories include a symlink:
+// git never archives one there, and os.Root would follow it (inside the
+// module, but onto another entry's name).
+func noLinkAbove(root *os.Root, name string) error {
+	dir := ""
+	for _, part := range strings.Split(filepath.Dir(name), string(filepath.Separator)) {
+		if part == "." {
+			break
+		}
+		dir = filepath.Join(dir, part)
+		info, err := root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // made by MkdirAll, a directory
+		}
+		if err != nil {
+			return fmt.Errorf("unpacking %q: %w", name, err)
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("refusing %q: it lies under the symlink %s", name, dir)
+		}
+	}
+	return nil
+}
+
+// unpackEntry writes one archive entry under root.
+func unpackEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name string) error {
+	switch h.Typeflag {
+	case tar.TypeDir:
+		return root.MkdirAll(name, 0o755)
+	case tar.TypeReg:
+		if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if h.Mode&0o111 != 0 {
+			mode = 0o755
+		}
+		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, tr)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	case tar.TypeSymlink:
+		// Kept as written; checkLinks decides once every entry it may
+		// point at exists.
+		if err := root.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			return err
+		}
+		return root.Symlink(h.Linkname, name)
+	case tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		// git archive makes none of these: such an archive is not a
+		// module's tree.
+		return fmt.Errorf("refusing a %s entry: a module holds files, directories and symlinks only", typeName(h.Typeflag))
+	}
+	// Global headers (git archive's commit id) and submodule entries are
+	// not part of a module's files.
+	return nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	}
+	return "fifo"
+}
+
+// maxNamed bounds how many refused links an error names: the message
+// travels back to the CLI in a serf query answer of about 1 KB.
+const maxNamed = 3
+
+// checkLinks resolves every symlink under root, as the kernel would,
+// through the module's own entries: root.Stat fails for a link that is
+// absolute, climbs out by any path, loops, or ends at nothing. Each such
+// link is named in the error.
+func checkLinks(root *os.Root) error {
+	var bad []string
+	err := fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if _, err := root.Stat(p); err != nil {
+			target, _ := root.Readlink(p)
+			bad = append(bad, fmt.Sprintf("%s -> %s (%s)", p, shorten(target), linkProblem(err)))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checking the module's symlinks: %w", err)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	more := ""
+	if len(bad) > maxNamed {
+		more = fmt.Sprintf(" and %d more", len(bad)-maxNamed)
+		bad = bad[:maxNamed]
+	}
+	return fmt.Errorf("refusing symlink %s%s: a module's links must resolve to a file or directory inside the module", strings.Join(bad, ", "), more)
+}
+
+// linkProblem says in a few words why a link was refused.
+func linkProblem(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "points at nothing in the module"
+	}
+	if strings.Contains(err.Error(), "escapes") {
+		return "leaves the module"
+	}
+	return err.Error()
+}
+
+// shorten keeps a long link target readable in a one-line error.
+func shorten(s string) string {
+	if len(s) <= 60 {
+		return s
+	}
+	return s[:28] + "..." + s[len(s)-28:]
+}
+
+// writeCommit records commit in the release for the config_version
+// script. O_EXCL fails on any existing name, a link included, so the write
+// can only create a new regular file in the release itself.
+func writeCommit(release, commit string) error {
+	root, err := os.OpenRoot(release)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(commitFile, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("recording the commit: %w", err)
+	}
+	_, err = f.WriteString(commit + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
