@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
@@ -31,20 +32,38 @@ func (n *Node) handleDeploy(stdin io.Reader) error {
 	}
 	unlock, err := n.st.lock()
 	if err != nil {
+		n.log.Printf("deploy %s: %v", d.ID, err)
 		return err
 	}
 	defer unlock()
+	// Serf may deliver an event twice, and replays old ones after a
+	// rejoin: a deploy id is handled once, also after its record was
+	// pruned (handled.go).
+	if seen, err := n.st.handled(d.ID); err != nil {
+		n.log.Printf("deploy %s: reading the handled deploys: %v", d.ID, err)
+		return err
+	} else if seen {
+		n.log.Printf("deploy %s: already handled, ignoring the repeat", d.ID)
+		return nil
+	}
 	rec := n.newRecord(d.ID, KindSync, protocol.PhaseSyncing, d.Request(), d.Build)
 	d.Environment = rec.Environment // the worker syncs into the node's own when the event names none
 	rec.Deploy = &d
 	if err := n.st.create(rec); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			// Serf may deliver an event twice, and replays old ones after
-			// a rejoin: a deploy id is handled once.
 			n.log.Printf("deploy %s: already handled, ignoring the repeat", d.ID)
 			return nil
 		}
+		// A full or read-only disk: the status answer names it (state.read).
+		n.log.Printf("deploy %s: recording it: %v", d.ID, err)
 		return err
+	}
+	if err := n.st.rememberHandled(d.ID); err != nil {
+		// Not synced: a replay could not be told from a new deploy.
+		rec.Phase, rec.Reason, rec.Finished = protocol.PhaseFailed, protocol.ReasonStateError, time.Now()
+		rec.Message = "could not note the deploy as handled: " + err.Error()
+		n.log.Printf("deploy %s: %s", d.ID, rec.Message)
+		return n.st.save(rec)
 	}
 	n.log.Printf("deploy %s: syncing module %s at %s into %s", d.ID, d.Module, d.Ref, d.Environment)
 	pid, err := n.worker(WorkSync, d.ID)

@@ -159,16 +159,26 @@ func (s state) saveLocked(r *Record) error {
 
 // create writes a new record and fails with os.ErrExist if there is one
 // already: this is how a duplicate delivery of an event is recognised.
+// The caller holds the state lock, and a claim and its record's write are
+// made within one hold: a claim found without a record is what a failed
+// write left (a full disk). It is taken over rather than honoured, or the
+// id would stay claimed, with no record, for good.
 func (s state) create(r *Record) error {
 	if err := os.MkdirAll(s.runDir(r.ID), 0o700); err != nil {
 		return err
 	}
 	path := s.recordPath(r.ID, r.Kind)
 	f, err := os.OpenFile(path+".claim", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrExist):
+		if _, serr := os.Lstat(path); !errors.Is(serr, os.ErrNotExist) {
+			return err // a record (readable or not) stands
+		}
+	case err != nil:
 		return err
+	default:
+		f.Close()
 	}
-	f.Close()
 	return s.save(r)
 }
 
@@ -182,16 +192,60 @@ func (s state) save(r *Record) error {
 	return writeFileAtomic(s.recordPath(r.ID, r.Kind), b)
 }
 
+// load reads a record; an error other than os.ErrNotExist names the file.
 func (s state) load(id, kind string) (*Record, error) {
 	b, err := os.ReadFile(s.recordPath(id, kind))
 	if err != nil {
-		return nil, err
+		return nil, err // a *PathError: it names the file
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("record %s/%s is damaged: %w", id, kind, err)
+		return nil, fmt.Errorf("record %s is damaged: %w", s.recordName(id, kind), err)
 	}
 	return &r, nil
+}
+
+// recordName is a record's path in the state directory, for messages.
+func (s state) recordName(id, kind string) string {
+	return filepath.Join("runs", id, kind+".json")
+}
+
+// read reads id's record of kind for an answer: os.ErrNotExist when the
+// node has none, else an error naming the file when the record cannot be
+// read, or when only its claim is there (its write failed), so that an
+// answer says so rather than "no record".
+func (s state) read(id, kind string) (*Record, error) {
+	r, err := s.load(id, kind)
+	if !errors.Is(err, os.ErrNotExist) || !s.exists(id, kind) {
+		return r, err
+	}
+	// A handler between its claim and its write holds the lock: decide
+	// under it.
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", s.dir, err)
+	}
+	defer unlock()
+	r, err = s.load(id, kind)
+	if !errors.Is(err, os.ErrNotExist) || !s.exists(id, kind) {
+		return r, err
+	}
+	return nil, fmt.Errorf("record %s was claimed but never written: a write failed (is the state disk full or read-only?)", s.recordName(id, kind))
+}
+
+// writable tries a small write in the state directory: a full disk or a
+// read-only one fails it.
+func (s state) writable() error {
+	f, err := os.CreateTemp(s.dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write([]byte("x"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // exists reports whether a record (or a claim on one) exists for id.
