@@ -1,7 +1,8 @@
 package handler
 
 // go test -run '^$' -fuzz '^FuzzHandlePuppetRun$' -fuzztime 60s ./handler/
-// (and FuzzHandleStatus, FuzzHandleDeploy; docs/fuzzing.md)
+// (and FuzzHandleStatus, FuzzHandleDeploy); scripts/fuzz.sh runs every
+// target of the repository in turn (docs/fuzzing.md).
 
 import (
 	"bytes"
@@ -63,14 +64,17 @@ var payloadSeeds = []string{
 // from this node that fits serf's response limit; a payload that is not a
 // valid request is rejected and leaves nothing in the state directory; a
 // valid one is recorded under its id, and a repeat is answered "already".
+// Each input gets a node of its own: with one node for all, an input that
+// reuses an earlier input's id for another request is rightly answered
+// from the first record, which the properties below would call wrong.
 func FuzzHandlePuppetRun(f *testing.F) {
 	for _, s := range append(payloadSeeds,
 		`{"id":"fast-1"}`, `{"id":"d1","env":"qa_2","module":"motd","ref":"v1.2.0","build":{"tag":"t","url":"u","job":"j"}}`,
 		`{"id":"d2","env":"Prod"}`, `{"id":"d3","ref":"--upload-pack=sh"}`, `{"id":"d4","skip_masters":true}`) {
 		f.Add([]byte(s))
 	}
-	n := fuzzNode(f, RoleAgent)
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		n := fuzzNode(t, RoleAgent)
 		before := runIDs(t, n)
 		a := askNode(t, n, payload)
 		var req protocol.RunRequest

@@ -3,9 +3,12 @@ package handler
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/serfdeploy/serfdeploy/internal/atomicfile"
 	"github.com/serfdeploy/serfdeploy/protocol"
@@ -71,3 +74,30 @@ func (n *Node) setPuppetLock(disable bool, msg string) (result, detail string, e
 	n.log.Printf("puppet agent disabled: %s", msg)
 	return protocol.LockDisabled, "puppet agent is disabled: " + msg, nil
 }
+
+// puppetProcess reports whether pid is a live Puppet process, by Puppet's
+// own rule for its run lock (lib/puppet/util/pidlock.rb, clear_if_stale):
+// the lock is stale unless its pid runs and `ps -o comm=` is ruby with
+// "puppet" in `ps -o args=`, or comm ends in puppet or puppet-something.
+// A pid reused by any other process (a shell, sleep, a daemon) after a
+// Puppet run died without removing its lock is therefore not a run in
+// progress: Puppet would clear that lock and run. /proc gives what ps
+// prints: comm, and cmdline with NULs between the arguments.
+func puppetProcess(pid int) bool {
+	if _, err := processStart(pid); err != nil {
+		return false // gone, or a zombie
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return false
+	}
+	name := strings.TrimSpace(string(comm))
+	if puppetComm.MatchString(name) {
+		return true
+	}
+	args, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(name, "ruby") && strings.Contains(string(args), "puppet")
+}
+
+// puppetComm is Puppet's /puppet(-.*)?$/ for the process name.
+var puppetComm = regexp.MustCompile(`puppet(-.*)?$`)

@@ -28,6 +28,10 @@ type Node struct {
 	worker func(kind, id string) (pid int, err error)
 	// killNow, in a worker, closes on a second stop signal.
 	killNow <-chan struct{}
+	// stateErr: the state directory or its handler.log cannot be written
+	// (a read-only or broken disk). The node still answers every query,
+	// with this error, rather than fall silent.
+	stateErr error
 }
 
 // NewNode builds the node from its config and serf's environment (the
@@ -43,18 +47,34 @@ func NewNode(cfg *Config, cfgPath string, getenv func(string) string) (*Node, er
 	}
 	n := &Node{cfg: cfg, cfgPath: cfgPath, name: name, st: state{dir: cfg.StateDir}, getenv: getenv}
 	n.role = n.deriveRole()
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(cfg.StateDir, "handler.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("handler log: %w", err)
-	}
-	// The file stays open for the life of this short process. Never log to
-	// stdout or stderr: serf sends both back as the answer to a query.
-	n.log = log.New(f, fmt.Sprintf("%s[%d] ", n.name, os.Getpid()), log.LstdFlags|log.Lmsgprefix)
 	n.worker = n.spawnSelf
+	// Never log to stdout or stderr: serf sends both back as the answer to
+	// a query. Without a log the node still answers, with the reason.
+	var logTo io.Writer = io.Discard
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		n.stateErr = fmt.Errorf("state directory %s: %w", cfg.StateDir, err)
+	} else if f, err := os.OpenFile(filepath.Join(cfg.StateDir, "handler.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
+		n.stateErr = fmt.Errorf("state directory %s: handler log: %w", cfg.StateDir, err)
+	} else {
+		logTo = f // open for the life of this short process
+	}
+	n.log = log.New(lineWriter{logTo}, fmt.Sprintf("%s[%d] ", n.name, os.Getpid()), log.LstdFlags|log.Lmsgprefix)
 	return n, nil
+}
+
+// stateProblem says why this node cannot record anything now, or nil: its
+// state directory could not be opened, or a small test write there fails
+// (a full or read-only disk). Handlers that answer queries ask it, so that
+// such a node answers with the reason instead of falling silent or
+// answering as if all were well.
+func (n *Node) stateProblem() error {
+	if n.stateErr != nil {
+		return n.stateErr
+	}
+	if err := n.st.writable(); err != nil {
+		return fmt.Errorf("state directory %s cannot be written: %w", n.st.dir, err)
+	}
+	return nil
 }
 
 // Name is the node's serf name.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
@@ -38,9 +39,21 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		answer.Result, answer.Message = protocol.RunRejected, err.Error()
 		return reply()
 	}
+	// A node that cannot record the run (a full or read-only state disk)
+	// says so in its answer, which the CLI shows with its name: silence
+	// would look like a lost node, and a run without a record is never
+	// reported.
+	cannot := func(err error) error {
+		n.log.Printf("run %s: %v", req.ID, err)
+		answer.Result, answer.Message = protocol.RunRejected, "this node cannot record the run: "+err.Error()
+		return reply()
+	}
+	if err := n.stateProblem(); err != nil {
+		return cannot(err)
+	}
 	unlock, err := n.st.lock()
 	if err != nil {
-		return err
+		return cannot(err)
 	}
 	defer unlock()
 	rec := n.newRecord(req.ID, KindRun, protocol.PhasePending, req.Request(), req.Build)
@@ -49,7 +62,7 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	finalize := func(phase, reason, msg, result string) error {
 		rec.Phase, rec.Reason, rec.Message, rec.Finished = phase, reason, msg, time.Now()
 		if err := n.st.save(rec); err != nil {
-			return err
+			return cannot(err)
 		}
 		answer.Result, answer.Message = result, msg
 		return reply()
@@ -57,18 +70,25 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 
 	if err := n.st.create(rec); err != nil {
 		if !errors.Is(err, os.ErrExist) {
-			return err
+			return cannot(err)
 		}
 		// A repeat of a request this node has already taken (the event was
 		// delivered twice, or two masters triggered the same deploy).
+		old, err := n.st.load(req.ID, KindRun)
+		if err != nil {
+			// Answering "already" would leave the CLI waiting for a
+			// run this node cannot report.
+			n.log.Printf("run %s: %v", req.ID, err)
+			answer.Result = protocol.RunRejected
+			answer.Message = fmt.Sprintf("this node's record of %s cannot be read (%v); remove %s on it to use the id again", req.ID, err, filepath.Dir(n.st.recordPath(req.ID, KindRun)))
+			return reply()
+		}
 		answer.Result = protocol.RunAlready
-		if old, err := n.st.load(req.ID, KindRun); err == nil {
-			answer.Message, answer.Request = old.Phase, old.request()
-			if old.Phase == protocol.PhaseSkipped {
-				// A second master's trigger: still not a target, so it
-				// is not counted among the nodes the deploy reached.
-				answer.Result = protocol.RunSkipped
-			}
+		answer.Message, answer.Request = old.Phase, old.request()
+		if old.Phase == protocol.PhaseSkipped {
+			// A second master's trigger: still not a target, so it
+			// is not counted among the nodes the deploy reached.
+			answer.Result = protocol.RunSkipped
 		}
 		return reply()
 	}
@@ -89,10 +109,10 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 		rec.Message = busy + "; this one is queued behind it"
 		answer.Result, answer.Message = protocol.RunQueued, rec.Message
 		if err := n.st.save(rec); err != nil { // before the worker reads it
-			return err
+			return cannot(err)
 		}
 	} else if err := n.st.setActive(rec.ID); err != nil {
-		return err
+		return cannot(err)
 	}
 	pid, err := n.worker(WorkRun, rec.ID)
 	if err != nil {
@@ -101,7 +121,9 @@ func (n *Node) handlePuppetRun(stdin io.Reader, stdout io.Writer) error {
 	}
 	rec.setWorker(pid)
 	if err := n.st.save(rec); err != nil {
-		return err
+		// The worker runs and records itself (startWorker): the run
+		// started all the same.
+		n.log.Printf("run %s: recording worker %d: %v", rec.ID, pid, err)
 	}
 	n.log.Printf("run %s: started worker %d", rec.ID, pid)
 	if answer.Result == "" {
@@ -183,7 +205,8 @@ func puppetDisabled(statedir string) (string, bool) {
 }
 
 // puppetLockHeld reads puppet's agent_catalog_run.lock, a pid file; the lock
-// is held while that pid is alive.
+// is held while that pid is a live Puppet process, as Puppet itself judges
+// it (puppetProcess).
 func puppetLockHeld(statedir string) (int, bool) {
 	b, err := os.ReadFile(statedir + "/agent_catalog_run.lock")
 	if err != nil {
@@ -193,8 +216,8 @@ func puppetLockHeld(statedir string) (int, bool) {
 	if _, err := fmt.Sscanf(string(b), "%d", &pid); err != nil || pid <= 0 {
 		return 0, false
 	}
-	if _, err := processStart(pid); err != nil {
-		return 0, false // a stale lock: puppet itself ignores it
+	if !puppetProcess(pid) {
+		return 0, false // a stale lock: puppet itself clears it
 	}
 	return pid, true
 }

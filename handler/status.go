@@ -1,7 +1,9 @@
 package handler
 
 import (
+	"errors"
 	"io"
+	"os"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/protocol"
@@ -20,6 +22,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		err = protocol.ValidID(req.ID)
 	}
 	if err != nil {
+		n.log.Printf("puppet-status rejected: %v", err)
 		st.Phase, st.Message = protocol.PhaseUnknown, "bad request: "+err.Error()
 		return n.writeStatus(stdout, &st)
 	}
@@ -40,18 +43,27 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		if msg, disabled := puppetDisabled(n.cfg.Puppet.StateDir); disabled {
 			st.Disabled = msg
 		}
+		if err := n.stateProblem(); err != nil {
+			st.Reason, st.Message = protocol.ReasonStateError, err.Error()
+		}
 		return n.writeStatus(stdout, &st)
 	}
 
+	// A record that cannot be read is answered as a failure that names the
+	// file, never as "no record": that would pass for a node the request
+	// never reached, and a retry of the id would wait on it in vain.
 	st.ID = req.ID
 	known := false
-	if rec, err := n.st.load(req.ID, KindRun); err == nil {
+	if rec, err := n.st.read(req.ID, KindRun); err == nil {
 		fillRun(&st, n.st.reconcile(rec, n.recoverRun))
+		known = true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		st.Phase, st.Reason, st.Message = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
 		known = true
 	}
 	if n.isMaster() {
 		st.Sync = protocol.PhaseUnknown
-		if rec, err := n.st.load(req.ID, KindSync); err == nil {
+		if rec, err := n.st.read(req.ID, KindSync); err == nil {
 			known = true
 			rec = n.st.reconcile(rec, n.recoverRun)
 			st.Sync, st.SyncMsg, st.Commit, st.Reached, st.Listed = rec.Phase, rec.Message, rec.Commit, rec.Reached, rec.Listed
@@ -60,10 +72,25 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 				st.Targets, st.Batched = rec.Deploy.Targets, rec.Deploy.SyncOnly
 			}
 			st.Request = rec.request()
+		} else if !errors.Is(err, os.ErrNotExist) {
+			st.Sync, st.SyncReason, st.SyncMsg = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
+			known = true
 		}
 	}
 	if req.Known && !known {
 		return nil // serf sends no answer for a handler that writes nothing
+	}
+	// No record, and none can be made here (a full or read-only disk):
+	// the request cannot have run, and will not; say why.
+	if st.Phase == protocol.PhaseUnknown || st.Sync == protocol.PhaseUnknown {
+		if err := n.stateProblem(); err != nil {
+			if st.Phase == protocol.PhaseUnknown {
+				st.Phase, st.Reason, st.Message = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
+			}
+			if st.Sync == protocol.PhaseUnknown {
+				st.Sync, st.SyncReason, st.SyncMsg = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
+			}
+		}
 	}
 	return n.writeStatus(stdout, &st)
 }
