@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // A module's tree comes from whoever can push a tag, and the handler runs
@@ -184,6 +185,10 @@ func linkProblem(err error) string {
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return "points at nothing in the module"
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		// os.Root follows at most 8 links to resolve one path.
+		return "more than 8 links to follow"
 	}
 	if strings.Contains(err.Error(), "escapes") {
 		return "leaves the module"
