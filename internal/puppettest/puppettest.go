@@ -164,12 +164,22 @@ func (n *Node) Disable(msg string) error {
 }
 
 // HoldRunLock makes Puppet on this node see a run in progress: the run
-// lock file names a live process, as a real `puppet agent` run's does.
+// lock file names a live process called puppet, as a real `puppet agent`
+// run's does (Puppet, and serfdeploy, take a lock naming any other process
+// for a stale one).
 func (n *Node) HoldRunLock() (release func(), err error) {
 	if err := os.MkdirAll(n.StateDir(), 0o755); err != nil {
 		return nil, err
 	}
-	holder := exec.Command("sleep", "600")
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		return nil, err
+	}
+	named := filepath.Join(n.Dir, "puppet") // the process takes the link's name
+	if err := os.Symlink(sleep, named); err != nil && !os.IsExist(err) {
+		return nil, err
+	}
+	holder := exec.Command(named, "600")
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := holder.Start(); err != nil {
 		return nil, err
