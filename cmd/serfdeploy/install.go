@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -76,11 +77,15 @@ func installCommand(env *cliEnv) *cli.Command {
 				return usageError{err}
 			}
 			r, err := nodesetup.Install(o)
-			if r != nil {
+			if err == nil {
 				fmt.Fprint(env.io.Out, r.Summary())
 				for _, w := range r.Warnings {
 					fmt.Fprintln(env.io.ErrOut, "serfdeploy: warning: "+w)
 				}
+			}
+			var input *nodesetup.InputError
+			if errors.As(err, &input) {
+				return usageError{err}
 			}
 			return err
 		}),

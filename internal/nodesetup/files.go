@@ -30,6 +30,14 @@ func readIfExists(path string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
+// pending is a file to write once every file has been worked out, so
+// that input refused halfway leaves every file as it was.
+type pending struct {
+	path string
+	data []byte
+	mode fs.FileMode
+}
+
 // writeFile replaces path with data and mode when either differs, and
 // reports the mode when that changed. Content changes are reported by the
 // caller, setting by setting.

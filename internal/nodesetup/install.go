@@ -5,33 +5,49 @@ import (
 	"strings"
 )
 
-// Install converges the node's files on the options (Validate first). It
-// stops at the first error; the files written before it are whole, each
-// replaced atomically.
+// Install converges the node's files on the options. Every file is
+// worked out first, so that input refused on the way (tags that would
+// not fit serf's limit with those already there, a file that does not
+// parse) leaves them all as they were; then each is replaced atomically.
+// The result is nil on an error before anything was written.
 func Install(o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return nil, &InputError{err}
 	}
 	p := PathsUnder(o.Root)
 	r := &Result{}
+	role, nodeYAML, err := planNodeYAML(r, &o, p)
+	if err != nil {
+		return nil, err
+	}
+	files := []*pending{nodeYAML}
+	if o.EncryptKey != "" {
+		keyring, err := planKeyring(r, p.Keyring, o.EncryptKey)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, keyring)
+	}
+	serfJSON, err := planSerfJSON(r, &o, p, role)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, serfJSON)
+
 	for _, d := range []string{p.SerfDir, p.HandlersDir, p.NodeDir, p.StateDir} {
 		if err := ensureDir(r, d); err != nil {
 			return r, err
 		}
 	}
-	role, err := writeNodeYAML(r, &o, p)
-	if err != nil {
-		return r, err
-	}
-	if o.EncryptKey != "" {
-		if err := writeKeyring(r, p.Keyring, o.EncryptKey); err != nil {
+	for _, f := range files {
+		if err := writeFile(r, f.path, f.data, f.mode); err != nil {
 			return r, err
 		}
-	} else if err := keyringMode(r, p.Keyring); err != nil {
-		return r, err
 	}
-	if err := writeSerfJSON(r, &o, p, role); err != nil {
-		return r, err
+	if o.EncryptKey == "" {
+		if err := keyringMode(r, p.Keyring); err != nil {
+			return r, err
+		}
 	}
 	if err := encryptionWarning(r, p); err != nil {
 		return r, err

@@ -7,20 +7,20 @@ import (
 	"slices"
 )
 
-// writeKeyring makes key the primary (first) key of serf's keyring file,
+// planKeyring makes key the primary (first) key of serf's keyring file,
 // a JSON array of base64 keys. The other keys are kept: during a
 // rotation (`serf keys -install/-use/-remove`) they are still needed to
 // read the nodes that have not switched yet. The file is 0600 whatever
 // its mode was.
-func writeKeyring(r *Result, path, key string) error {
+func planKeyring(r *Result, path, key string) (*pending, error) {
 	b, existed, err := readIfExists(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var keys []string
 	if existed {
 		if err := json.Unmarshal(b, &keys); err != nil {
-			return fmt.Errorf("%s is not a serf keyring (a JSON array of keys): %w; nothing was changed", path, err)
+			return nil, fmt.Errorf("%s is not a serf keyring (a JSON array of keys): %w; nothing was changed", path, err)
 		}
 	}
 	want := []string{key}
@@ -31,14 +31,14 @@ func writeKeyring(r *Result, path, key string) error {
 	}
 	if existed && slices.Equal(keys, want) {
 		// serf rewrites this file itself: keep its bytes, fix the mode.
-		return writeFile(r, path, b, modeSecret)
+		return &pending{path, b, modeSecret}, nil
 	}
 	r.change(path, "primary key: (changed)")
 	data, err := json.Marshal(want)
 	if err != nil {
-		return fmt.Errorf("encoding the keyring: %w", err)
+		return nil, fmt.Errorf("encoding the keyring: %w", err)
 	}
-	return writeFile(r, path, append(data, '\n'), modeSecret)
+	return &pending{path, append(data, '\n'), modeSecret}, nil
 }
 
 // keyringMode tightens an existing keyring that is not 0600 (an older

@@ -43,6 +43,12 @@ type Options struct {
 	Systemd bool
 }
 
+// InputError is input install refuses (exit 2); nothing was written.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
 // safePath is a path serf can put in a /bin/sh -c command line as is.
 var safePath = regexp.MustCompile(`^/[A-Za-z0-9_./+@:-]*$`)
 

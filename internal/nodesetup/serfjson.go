@@ -66,19 +66,19 @@ func (m serfJSON) encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeSerfJSON converges serf.json on the options: node name, tags (the
+// planSerfJSON works out serf.json on the options: node name, tags (the
 // role tag from role), retry_join, rpc_auth, keyring_file and serfdeploy's
 // event handler.
-func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
+func planSerfJSON(r *Result, o *Options, p Paths, role string) (*pending, error) {
 	m, err := loadSerfJSON(p.SerfJSON)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	path := p.SerfJSON
 
 	name, err := m.str("node_name")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	newName := name
 	switch {
@@ -86,7 +86,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 		newName = o.NodeName
 	case name == "":
 		if newName, err = hostName(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	r.setting(path, "node_name", name, newName, false)
@@ -94,7 +94,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 
 	tags := map[string]string{}
 	if err := m.get("tags", &tags); err != nil {
-		return err
+		return nil, err
 	}
 	if tags == nil {
 		tags = map[string]string{}
@@ -118,7 +118,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 		delete(want, roleTagKey)
 	}
 	if err := tagsFit(want); err != nil {
-		return err
+		return nil, &InputError{err}
 	}
 	for _, k := range unionKeys(tags, want) {
 		r.setting(path, "tag "+k, tags[k], want[k], false)
@@ -128,11 +128,11 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 	if o.Join != nil {
 		var old []string
 		if err := m.get("retry_join", &old); err != nil {
-			return err
+			return nil, err
 		}
 		var start []string
 		if err := m.get("start_join", &start); err != nil {
-			return err
+			return nil, err
 		}
 		if len(start) > 0 {
 			// Older installs used start_join, which stops the agent
@@ -147,7 +147,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 	if o.RPCAuth != "" {
 		old, err := m.str("rpc_auth")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r.setting(path, "rpc_auth", old, o.RPCAuth, true)
 		m.set("rpc_auth", o.RPCAuth)
@@ -155,7 +155,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 	if o.EncryptKey != "" {
 		old, err := m.str("keyring_file")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, ok := m["encrypt_key"]; ok {
 			// serf refuses a keyring file and an encrypt_key together.
@@ -171,7 +171,7 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 	// operator's own handlers go in a file of their own.
 	var oldHandlers []string
 	if err := m.get("event_handlers", &oldHandlers); err != nil {
-		return err
+		return nil, err
 	}
 	handlers := []string{HandlerRegistration(o.Binary, p.NodeYAML)}
 	r.setting(path, "event_handlers", strings.Join(oldHandlers, " "), handlers[0], false)
@@ -179,13 +179,13 @@ func writeSerfJSON(r *Result, o *Options, p Paths, role string) error {
 
 	data, err := m.encode()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mode := os.FileMode(modePublic)
 	if rpc, _ := m.str("rpc_auth"); rpc != "" || m["encrypt_key"] != nil {
 		mode = modeSecret
 	}
-	return writeFile(r, path, data, mode)
+	return &pending{path, data, mode}, nil
 }
 
 func unionKeys(a, b map[string]string) []string {
