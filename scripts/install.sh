@@ -20,9 +20,11 @@
 #   exists (and the script says so).
 #
 # Puppet: node.yaml's defaults suit Debian's puppet-agent (puppet in
-# /usr/bin). Puppet's own packages (apt.puppet.com) put puppet in
-# /opt/puppetlabs/bin, which is not on systemd's PATH: the drop-in adds
-# that directory to the PATH serf's handler runs with.
+# /usr/bin, state in /var/cache/puppet). Puppet's own packages
+# (apt.puppet.com) put puppet in /opt/puppetlabs/bin, which is not on
+# systemd's PATH: the drop-in adds it to the PATH serf's handler runs with.
+# They also keep Puppet's state elsewhere: pass --puppet-summary-file and
+# --puppet-state-dir, from `puppet config print lastrunfile statedir`.
 #
 # SERFDEPLOY_INSTALL_ROOT=DIR (tests): install under DIR (every path written
 # into the files too), without apt-get or systemctl.
@@ -37,7 +39,7 @@ if [ "${1:-}" = --binary-from ]; then
 	shift 2
 fi
 case "${1:-}" in
-	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
 esac
 
 dest=${SERFDEPLOY_INSTALL_ROOT:-}

@@ -28,8 +28,10 @@ func installCommand(env *cliEnv) *cli.Command {
 			"/etc/systemd/system/serf.service.d/serfdeploy.conf for Debian's serf unit. A setting given\n" +
 			"replaces what the files say; one not given is kept. Prints one line per change (a key only\n" +
 			"as \"(changed)\") or \"nothing changed\". Files holding a key are 0600, the others 0644,\n" +
-			"whatever the umask. The defaults suit Debian's puppet-agent; Puppet's own packages put\n" +
-			"puppet in /opt/puppetlabs/bin, which the drop-in adds to the handler's PATH.\n" +
+			"whatever the umask. The defaults suit Debian's puppet-agent. Puppet's own packages put\n" +
+			"puppet in /opt/puppetlabs/bin, which the drop-in adds to the handler's PATH, and keep its\n" +
+			"state elsewhere: give --puppet-summary-file and --puppet-state-dir from\n" +
+			"`puppet config print lastrunfile statedir`.\n" +
 			"Exit 0 done, 2 bad input (nothing written), 5 a file could not be read or written.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: "/", Usage: "install under this directory instead of / (for tests; every path written is under it)"},
@@ -45,6 +47,8 @@ func installCommand(env *cliEnv) *cli.Command {
 			&cli.StringFlag{Name: "git-url", Usage: "a master's git URL for modules not given with --module; {module} is replaced (master.git_url)"},
 			&cli.GenericFlag{Name: "module", Value: &modules, Usage: "a master's module NAME=GIT_URL (master.modules), repeatable"},
 			&cli.StringFlag{Name: "puppet-command", Usage: "the Puppet run, split at spaces (puppet.command), e.g. \"puppet agent --test --detailed-exitcodes --environment {environment}\""},
+			&cli.StringFlag{Name: "puppet-summary-file", Usage: "Puppet's lastrunfile (puppet.summary_file); Puppet's own packages: see `puppet config print lastrunfile`"},
+			&cli.StringFlag{Name: "puppet-state-dir", Usage: "Puppet's statedir (puppet.state_dir); Puppet's own packages: see `puppet config print statedir`"},
 			&cli.BoolFlag{Name: "systemd", Usage: "also write the systemd drop-in for Debian's serf unit (and daemon-reload when systemd runs)"},
 		},
 		Action: action(func(c *cli.Context) error {
@@ -60,6 +64,9 @@ func installCommand(env *cliEnv) *cli.Command {
 				LogURL:     c.String("log-url"),
 				GitURL:     c.String("git-url"),
 				Systemd:    c.Bool("systemd"),
+
+				PuppetSummaryFile: c.String("puppet-summary-file"),
+				PuppetStateDir:    c.String("puppet-state-dir"),
 			}
 			var err error
 			if o.Tags, err = keyValues("--tag", tags); err != nil {

@@ -124,7 +124,8 @@ func TestInstallCommandTwice(t *testing.T) {
 
 	r2 := runUnderUmask000(t, nil, bin, "install", "--root", root, "--binary", bin, "--role", "master",
 		"--tag", "segment=prod", "--remove-tag", "list", "--rpc-auth", rpc2, "--log-url", "http://loki:3100",
-		"--module", "motd=/srv/git/motd.git", "--puppet-command", "/opt/puppetlabs/bin/puppet agent --test --detailed-exitcodes --environment {environment}")
+		"--module", "motd=/srv/git/motd.git", "--puppet-command", "/opt/puppetlabs/bin/puppet agent --test --detailed-exitcodes --environment {environment}",
+		"--puppet-summary-file", "/opt/puppetlabs/puppet/public/last_run_summary.yaml", "--puppet-state-dir", "/opt/puppetlabs/puppet/cache/state")
 	if r2.code != 0 {
 		t.Fatalf("second install: exit %d\n%s%s", r2.code, r2.stdout, r2.stderr)
 	}
@@ -135,7 +136,8 @@ func TestInstallCommandTwice(t *testing.T) {
 	}
 	cfg, err = handler.LoadConfig(p.NodeYAML)
 	if err != nil || cfg.Role != "master" || cfg.Serf.RPCAuth != rpc2 || cfg.Logging.URL != "http://loki:3100" ||
-		cfg.Master.Modules["motd"] != "/srv/git/motd.git" || cfg.Puppet.Command[0] != "/opt/puppetlabs/bin/puppet" {
+		cfg.Master.Modules["motd"] != "/srv/git/motd.git" || cfg.Puppet.Command[0] != "/opt/puppetlabs/bin/puppet" ||
+		cfg.Puppet.SummaryFile != "/opt/puppetlabs/puppet/public/last_run_summary.yaml" || cfg.Puppet.StateDir != "/opt/puppetlabs/puppet/cache/state" {
 		t.Fatalf("node.yaml after the second run: %v %+v", err, cfg)
 	}
 	want := strings.Join([]string{
@@ -144,6 +146,8 @@ func TestInstallCommandTwice(t *testing.T) {
 		p.NodeYAML + `: logging.url: (none) -> "http://loki:3100"`,
 		p.NodeYAML + `: master.modules.motd: (none) -> "/srv/git/motd.git"`,
 		p.NodeYAML + `: puppet.command: (none) -> "/opt/puppetlabs/bin/puppet agent --test --detailed-exitcodes --environment {environment}"`,
+		p.NodeYAML + `: puppet.summary_file: (none) -> "/opt/puppetlabs/puppet/public/last_run_summary.yaml"`,
+		p.NodeYAML + `: puppet.state_dir: (none) -> "/opt/puppetlabs/puppet/cache/state"`,
 		p.SerfJSON + `: tag list: "a,b" -> (none)`,
 		p.SerfJSON + `: tag role: (none) -> "puppetmaster"`,
 		p.SerfJSON + `: tag segment: "qa" -> "prod"`,

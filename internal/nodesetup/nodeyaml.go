@@ -81,6 +81,12 @@ func planNodeYAML(r *Result, o *Options, p Paths) (string, *pending, error) {
 			}
 		}
 	}
+	if _, err := setStr(o.PuppetSummaryFile, "", false, "puppet", "summary_file"); err != nil {
+		return "", nil, err
+	}
+	if _, err := setStr(o.PuppetStateDir, "", false, "puppet", "state_dir"); err != nil {
+		return "", nil, err
+	}
 	if o.Root != "/" {
 		// Under a test root the handler's state and handlers stay there
 		// too, as every other path does.

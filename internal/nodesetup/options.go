@@ -37,6 +37,12 @@ type Options struct {
 	GitURL        string            // node.yaml master.git_url
 	Modules       map[string]string // node.yaml master.modules entries to set
 	PuppetCommand []string          // node.yaml puppet.command
+	// PuppetSummaryFile and PuppetStateDir are node.yaml's
+	// puppet.summary_file and puppet.state_dir: Puppet's lastrunfile and
+	// statedir (`puppet config print lastrunfile statedir`), which the
+	// handler's defaults take from Debian's Puppet.
+	PuppetSummaryFile string
+	PuppetStateDir    string
 
 	// Systemd writes the drop-in for Debian's serf unit and runs
 	// `systemctl daemon-reload` when it changed and systemd runs.
@@ -129,6 +135,11 @@ func (o *Options) Validate() error {
 		}
 		if u == "" || hasControlOrSpace(u) {
 			return fmt.Errorf("--module %s=%q: a git URL", m, u)
+		}
+	}
+	for _, f := range []string{o.PuppetSummaryFile, o.PuppetStateDir} {
+		if f != "" && (!filepath.IsAbs(f) || hasControl(f)) {
+			return fmt.Errorf("%q: Puppet's lastrunfile and statedir are absolute paths (puppet config print lastrunfile statedir)", f)
 		}
 	}
 	for _, a := range o.PuppetCommand {
