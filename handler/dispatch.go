@@ -1,14 +1,9 @@
 package handler
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
+	"strings"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
@@ -16,61 +11,61 @@ import (
 // ErrNotSerf means the handler was started outside serf.
 var ErrNotSerf = errors.New("SERF_EVENT is not set: `serfdeploy handle` is run by a serf agent as its -event-handler")
 
+// Registration is serf's -event-handler value that runs command (`serfdeploy
+// handle --config FILE`) for serfdeploy's own event and queries and for
+// nothing else (protocol.HandlerFilter).
+func Registration(command string) string {
+	return protocol.HandlerFilter() + "=" + command
+}
+
+// Serves reports whether the serf event described by getenv (serf's
+// SERF_EVENT, SERF_USER_EVENT, SERF_QUERY_NAME) is one serfdeploy answers,
+// that is one protocol.HandlerFilter lets through. It reads nothing else,
+// so that `serfdeploy handle` can exit at once for any other event: an agent
+// registered without the filter still forks the handler for every member
+// event, and an operator's own user events and queries are not ours.
+func Serves(getenv func(string) string) bool {
+	var kind string
+	switch getenv("SERF_EVENT") {
+	case "user":
+		kind = "user:" + getenv("SERF_USER_EVENT")
+	case "query":
+		kind = "query:" + getenv("SERF_QUERY_NAME")
+	default:
+		return false
+	}
+	for _, f := range strings.Split(protocol.HandlerFilter(), ",") {
+		if f == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // Handle answers one serf event or query. Serf runs handlers one after
 // another, so everything here returns within a second; long work goes to a
 // detached worker. For queries, what is written to stdout is the answer.
-func (n *Node) Handle(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
+// Events serfdeploy does not serve are ignored: an operator's own handlers
+// are a second -event-handler (scripts/handler-router.sh).
+func (n *Node) Handle(stdin io.Reader, stdout io.Writer) error {
 	event := n.getenv("SERF_EVENT")
-	switch event {
-	case "":
+	if event == "" {
 		return ErrNotSerf
-	case "user":
-		name := n.getenv("SERF_USER_EVENT")
-		if name == protocol.EventDeploy {
-			return n.handleDeploy(stdin)
-		}
-		return n.runCustom(ctx, "user-"+name, stdin, stdout)
-	case "query":
-		name := n.getenv("SERF_QUERY_NAME")
-		switch name {
-		case protocol.QueryPuppetRun:
-			return n.handlePuppetRun(stdin, stdout)
-		case protocol.QueryPuppetStatus:
-			n.flushSpoolLater()
-			return n.handleStatus(stdin, stdout)
-		case protocol.QueryPuppetDisable, protocol.QueryPuppetEnable:
-			return n.handleLock(stdin, stdout, name == protocol.QueryPuppetDisable)
-		}
-		return n.runCustom(ctx, "query-"+name, stdin, stdout)
-	default:
-		// member-join, member-leave, member-failed, member-update, member-reap
+	}
+	switch {
+	case event == "user" && n.getenv("SERF_USER_EVENT") == protocol.EventDeploy:
+		return n.handleDeploy(stdin)
+	case event != "query":
+		return nil
+	}
+	switch name := n.getenv("SERF_QUERY_NAME"); name {
+	case protocol.QueryPuppetRun:
+		return n.handlePuppetRun(stdin, stdout)
+	case protocol.QueryPuppetStatus:
 		n.flushSpoolLater()
-		return n.runCustom(ctx, event, stdin, stdout)
-	}
-}
-
-var customName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
-// runCustom runs an operator's executable from the handlers directory, like
-// the classic serf handler router: `user-NAME`, `query-NAME`, `member-join`.
-// A missing one is not an error: most events need no handler.
-func (n *Node) runCustom(ctx context.Context, name string, stdin io.Reader, stdout io.Writer) error {
-	if !customName.MatchString(name) {
-		n.log.Printf("ignoring event with unsafe name %q", name)
-		return nil
-	}
-	path := filepath.Join(n.cfg.HandlersDir, name)
-	info, err := os.Stat(path)
-	if err != nil || !info.Mode().IsRegular() || info.Mode()&0o111 == 0 {
-		return nil
-	}
-	cmd := exec.CommandContext(ctx, path)
-	cmd.Stdin = stdin
-	cmd.Stdout = stdout
-	cmd.Stderr = stdout // serf answers a query with both
-	if err := cmd.Run(); err != nil {
-		n.log.Printf("custom handler %s: %v", path, err)
-		return fmt.Errorf("custom handler %s: %w", path, err)
+		return n.handleStatus(stdin, stdout)
+	case protocol.QueryPuppetDisable, protocol.QueryPuppetEnable:
+		return n.handleLock(stdin, stdout, name == protocol.QueryPuppetDisable)
 	}
 	return nil
 }

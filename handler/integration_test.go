@@ -29,17 +29,22 @@ func serfCLI(t *testing.T, f *fleet.Fleet, args ...string) string {
 	return string(out)
 }
 
-func startFleet(t *testing.T) *fleet.Fleet {
+func startFleet(t *testing.T) *fleet.Fleet { return startFleetWith(t, fleet.Options{}) }
+
+// startFleetWith starts the three nodes with opts (Bin and Nodes set here).
+func startFleetWith(t *testing.T, opts fleet.Options) *fleet.Fleet {
 	dir := t.TempDir()
 	bin, err := fleet.BuildBinary(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fleet.Start(t, fleet.Options{Bin: bin, Nodes: []fleet.Node{
+	opts.Bin = bin
+	opts.Nodes = []fleet.Node{
 		{Name: "master-01", Master: true},
 		{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
 		{Name: "agent-02", Tags: map[string]string{"segment": "prod"}},
-	}})
+	}
+	return fleet.Start(t, opts)
 }
 
 // status asks one node for its puppet-status of id through `serf query`.
@@ -160,9 +165,11 @@ func TestBadRefFailsSyncAndNoAgentRuns(t *testing.T) {
 	}
 }
 
+// An operator's own handlers run beside serfdeploy's, through a second
+// -event-handler: the shell router (scripts/handler-router.sh).
 func TestCustomHandlersFromTheHandlersDir(t *testing.T) {
-	f := startFleet(t)
-	dir := filepath.Join(f.Dir, "handlers", "agent-01")
+	f := startFleetWith(t, fleet.Options{OperatorHandlers: true})
+	dir := f.HandlersDir("agent-01")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -161,10 +161,13 @@ YAML
 	done
 	join=
 	[ "$i" -gt 0 ] && join="-join 127.0.0.1:$((base + 20))"
+	# The filter (protocol.HandlerFilter) has serf run serfdeploy for its own
+	# event and queries only, not for every member event.
 	# shellcheck disable=SC2086 # tag and join arguments are words on purpose
 	serf agent -node "$name" -bind "127.0.0.1:$((base + 20 + i))" -rpc-addr "127.0.0.1:$((base + 10 + i))" \
 		-profile local $tagargs $join \
-		-event-handler "$sd handle --config $d/node.yaml" > "$d/serf.log" 2>&1 &
+		-event-handler "user:deploy,query:puppetrun,query:puppet-status,query:puppet-disable,query:puppet-enable=$sd handle --config $d/node.yaml" \
+		> "$d/serf.log" 2>&1 &
 	echo $! > "$d/serf.pid"
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // benchFleet is fleet.Start's world, set up here rather than by fleet.Start
@@ -62,7 +63,7 @@ func startFleet(b *testing.B, bin string, agents []string, si *fleet.StandIn) *b
 	// Long enough for memberlist's push-pull to repair missed joins a few
 	// times over; bounded.
 	join := 60*time.Second + time.Duration(len(specs))*time.Second
-	handler := fmt.Sprintf("%s handle --config %s/{name}.yaml", bin, filepath.Join(dir, "config"))
+	handler := protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s/{name}.yaml", bin, filepath.Join(dir, "config"))
 	f.Cluster = testcluster.Start(b, testcluster.Options{Handler: handler, JoinTimeout: join}, specs...)
 	for _, n := range f.Cluster.Nodes() {
 		f.writeConfig(b, n.Name, n.RPCAddr, puppet[n.Name], repo.Dir, si)

@@ -18,6 +18,7 @@ import (
 	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // The cluster is kept for the whole campaign and reset between scenarios
@@ -213,7 +214,7 @@ func (c *cluster) start(n *node) error {
 
 func (c *cluster) tryStart(n *node) (*testcluster.Agent, error) {
 	conf := testcluster.AgentConfig{Name: n.name, BindAddr: n.bind, RPCAddr: n.rpc, Profile: "local", Tags: n.tags,
-		Handler: fmt.Sprintf("%s handle --config %s", c.bin, n.config)}
+		Handler: protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s", c.bin, n.config)}
 	if m := c.nodes[masterName]; n.name != masterName && m.bind != "" {
 		conf.Join = m.bind
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/serfdeploy/serfdeploy/handler"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 func configFlag() cli.Flag {
@@ -20,17 +21,19 @@ func configFlag() cli.Flag {
 func handleCommand(env *cliEnv) *cli.Command {
 	return &cli.Command{
 		Name:  "handle",
-		Usage: "serf event handler: `serf agent -event-handler \"serfdeploy handle --config FILE\"`",
-		Description: "Run by the serf agent for every event and query. Answers deploy (masters), puppetrun and\n" +
-			"puppet-status at once and leaves long work (git, puppet) to detached workers; runs the\n" +
-			"operator's own user-NAME and query-NAME executables from the handlers directory.",
+		Usage: "serf event handler: `serf agent -event-handler \"" + protocol.HandlerFilter() + "=serfdeploy handle --config FILE\"`",
+		Description: "Run by the serf agent for serfdeploy's event and queries, which the filter before \"=\" names.\n" +
+			"Answers deploy (masters), puppetrun, puppet-status, puppet-disable and puppet-enable at once and\n" +
+			"leaves long work (git, puppet) to detached workers. Any other event (registered without the\n" +
+			"filter) exits 0 at once; an operator's own handlers are a second -event-handler, e.g.\n" +
+			"scripts/handler-router.sh.",
 		Flags: []cli.Flag{configFlag()},
 		Action: action(func(c *cli.Context) error {
 			node, err := loadNode(c, env)
 			if err != nil {
 				return err
 			}
-			err = node.Handle(c.Context, env.io.In, env.io.Out)
+			err = node.Handle(env.io.In, env.io.Out)
 			if errors.Is(err, handler.ErrNotSerf) {
 				return usageError{err}
 			}

@@ -20,20 +20,25 @@ import (
 
 	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // BuildBinary builds serfdeploy into dir and returns its path. Call it once
 // from TestMain.
 func BuildBinary(dir string) (string, error) {
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
 	bin := filepath.Join(dir, "serfdeploy")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/serfdeploy")
-	cmd.Dir = root
+	cmd.Dir = root()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// root is the repository's top directory.
+func root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 // Node describes one node of a fleet.
@@ -62,6 +67,11 @@ type Options struct {
 	ExtraConfig string
 	// NetNS runs the agents in this network namespace (testcluster.Options).
 	NetNS string
+	// OperatorHandlers registers, after serfdeploy's handler, the shell
+	// router scripts/handler-router.sh for every event, with the node's
+	// handlers directory (Fleet.HandlersDir): an operator's own user-NAME,
+	// query-NAME and member-join executables.
+	OperatorHandlers bool
 }
 
 // Fleet is a running cluster with its module repository.
@@ -117,15 +127,22 @@ func Start(t testing.TB, opts Options) *Fleet {
 		specs = append(specs, testcluster.NodeSpec{Name: n.Name, Tags: tags})
 	}
 	// The handler reads the node's config from a path known before the
-	// agents start, so that their very first events find it.
-	handlerCmd := fmt.Sprintf("%s handle --config %s/{name}.yaml", opts.Bin, filepath.Join(dir, "config"))
+	// agents start, so that their very first events find it. serf runs it
+	// for serfdeploy's event and queries only (protocol.HandlerFilter).
+	handlerCmd := protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s/{name}.yaml", opts.Bin, filepath.Join(dir, "config"))
+	var extra []string
+	if opts.OperatorHandlers {
+		// "*=": the command holds a "=", which serf would take for the
+		// end of a filter.
+		extra = append(extra, fmt.Sprintf("*=SERF_HANDLERS_DIR=%s /bin/sh %s", filepath.Join(dir, "handlers", "{name}"), filepath.Join(root(), "scripts", "handler-router.sh")))
+	}
 	must(t, os.MkdirAll(filepath.Join(dir, "config"), 0o755))
 	for _, n := range opts.Nodes {
 		// The RPC address is only known once the agent runs; the config
 		// is completed below, before any deploy.
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, "")), 0o644))
 	}
-	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, RPCAuth: opts.RPCAuth, NetNS: opts.NetNS}, specs...)
+	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, ExtraHandlers: extra, RPCAuth: opts.RPCAuth, NetNS: opts.NetNS}, specs...)
 	for _, n := range f.Cluster.Nodes() {
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, n.RPCAddr)), 0o644))
 	}
@@ -141,6 +158,9 @@ func (f *Fleet) ModulePath(env string) string {
 	return filepath.Join(f.CodeDir, "environments", env, "modules")
 }
 
+// HandlersDir is where a node's operator handlers go (Options.OperatorHandlers).
+func (f *Fleet) HandlersDir(name string) string { return filepath.Join(f.Dir, "handlers", name) }
+
 // StateDir is a node's serfdeploy state directory.
 func (f *Fleet) StateDir(name string) string { return filepath.Join(f.Dir, "state", name) }
 
@@ -154,7 +174,7 @@ func (f *Fleet) config(name, rpcAddr string) string {
 			filepath.Join(f.CodeDir, "environments", "{environment}", "manifests", "site.pp"))
 	}
 	return NodeConfig{
-		StateDir: f.StateDir(name), HandlersDir: filepath.Join(f.Dir, "handlers", name), Environment: f.Opts.Environment,
+		StateDir: f.StateDir(name), HandlersDir: f.HandlersDir(name), Environment: f.Opts.Environment,
 		RPCAddr: rpcAddr, RPCAuth: f.Opts.RPCAuth, CodeDir: f.CodeDir, RepoDir: f.Repo.Dir,
 		PuppetCommand: cmd, SummaryFile: pn.SummaryFile(), PuppetState: pn.StateDir(), PuppetTimeout: f.Opts.PuppetTimeout,
 		LogURL: f.Opts.LogURL, Extra: f.Opts.ExtraConfig,

@@ -49,8 +49,11 @@ type AgentConfig struct {
 	Profile  string            // serf -profile; "" is "local" (failure detection in seconds)
 	Tags     map[string]string // -tag flags
 	Handler  string            // -event-handler; "" is none
-	Join     string            // the bind address of an agent to join at start; "" is none
-	Replay   bool              // -replay: handle again the user events the cluster still holds
+	// ExtraHandlers are more -event-handler values, after Handler (serf
+	// runs every handler whose filter lets an event through, in order).
+	ExtraHandlers []string
+	Join          string // the bind address of an agent to join at start; "" is none
+	Replay        bool   // -replay: handle again the user events the cluster still holds
 }
 
 // Args is the agent's command line after `serf`. Tags come in sorted
@@ -72,6 +75,9 @@ func (a AgentConfig) Args() []string {
 	}
 	if a.Handler != "" {
 		args = append(args, "-event-handler", a.Handler)
+	}
+	for _, h := range a.ExtraHandlers {
+		args = append(args, "-event-handler", h)
 	}
 	if a.Join != "" {
 		args = append(args, "-join", a.Join)

@@ -35,11 +35,15 @@ type NodeSpec struct {
 type Options struct {
 	// Handler is the -event-handler command; {name} and {dir} are replaced
 	// with the node's name and directory. Empty: no handler.
-	Handler     string
-	RPCAuth     string        // the agents' RPC auth key, if any
-	Env         []string      // extra environment for every agent
-	Profile     string        // serf -profile; default "local" (failure detection in seconds)
-	JoinTimeout time.Duration // default 30s
+	Handler string
+	// ExtraHandlers are more -event-handler values, after Handler, with the
+	// same replacements: e.g. an operator's own handlers beside
+	// serfdeploy's.
+	ExtraHandlers []string
+	RPCAuth       string        // the agents' RPC auth key, if any
+	Env           []string      // extra environment for every agent
+	Profile       string        // serf -profile; default "local" (failure detection in seconds)
+	JoinTimeout   time.Duration // default 30s
 	// NetNS, when set, runs every agent inside that network namespace
 	// (`ip netns exec NetNS serf agent ...`; the caller creates it and
 	// brings its lo up), so that a test can shape the agents' traffic with
@@ -128,6 +132,18 @@ func (c *Cluster) AddNode(t testing.TB, spec NodeSpec) *Node {
 	return n
 }
 
+// StartNode starts one more agent, joining the first, and returns at once:
+// unlike AddNode it does not wait for the cluster to see it, so that agents
+// can join one by one while the cluster forms (a fleet under churn).
+func (c *Cluster) StartNode(t testing.TB, spec NodeSpec) *Node {
+	t.Helper()
+	n, err := c.startNode(spec)
+	if err != nil {
+		t.Fatalf("starting serf agent %s: %v%s", spec.Name, err, c.logTails())
+	}
+	return n
+}
+
 // startNode starts an agent, retrying with new ports when another process
 // took one between choosing and binding.
 func (c *Cluster) startNode(s NodeSpec) (*Node, error) {
@@ -182,8 +198,12 @@ func (c *Cluster) tryStart(s NodeSpec, attempt int) (*Node, error) {
 func (c *Cluster) run(n *Node, join string, replay bool) error {
 	conf := AgentConfig{Name: n.Name, BindAddr: n.BindAddr, RPCAddr: n.RPCAddr, Profile: c.opts.Profile,
 		Tags: n.Tags, Join: join, Replay: replay}
+	node := strings.NewReplacer("{name}", n.Name, "{dir}", n.Dir)
+	for _, h := range c.opts.ExtraHandlers {
+		conf.ExtraHandlers = append(conf.ExtraHandlers, node.Replace(h))
+	}
 	if c.opts.Handler != "" {
-		conf.Handler = strings.NewReplacer("{name}", n.Name, "{dir}", n.Dir).Replace(c.opts.Handler)
+		conf.Handler = node.Replace(c.opts.Handler)
 	}
 	args := conf.Args()
 	if c.opts.RPCAuth != "" {
