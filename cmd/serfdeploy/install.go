@@ -23,7 +23,10 @@ func installCommand(env *cliEnv) *cli.Command {
 	return &cli.Command{
 		Name:  "install",
 		Usage: "write this node's serf config, node.yaml and systemd drop-in; re-run it to change them",
-		Description: "Writes /etc/serf/serf.json (serfdeploy's event handler, tags, join address, RPC key),\n" +
+		// UsageText, not Description: app.go appends the deploy exit-code
+		// table to every Description, and install's codes are its own.
+		UsageText: "serfdeploy install [--role master|agent] [--tag k=v]... [--join HOST]... [--encrypt-key KEY] [--rpc-auth KEY] ...\n\n" +
+			"Writes /etc/serf/serf.json (serfdeploy's event handler, tags, join address, RPC key),\n" +
 			"the keyring /etc/serf/serf.keyring, /etc/serfdeploy/node.yaml and, with --systemd, the drop-in\n" +
 			"/etc/systemd/system/serf.service.d/serfdeploy.conf for Debian's serf unit. A setting given\n" +
 			"replaces what the files say; one not given is kept. Prints one line per change (a key only\n" +
