@@ -105,6 +105,11 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 		if st.Disabled != "" {
 			detail = strings.TrimPrefix(detail+"; "+st.Disabled, "; ")
 		}
+		if st.Reason == protocol.ReasonStateError {
+			// The node cannot write its state directory (a full or
+			// read-only disk): it can take no run.
+			detail = strings.TrimPrefix(detail+"; "+st.Reason+": "+st.Message, "; ")
+		}
 		if st.LogSetAside > 0 {
 			detail = strings.TrimPrefix(detail+fmt.Sprintf("; %d log record(s) refused by the logging service, kept in spool/rejected", st.LogSetAside), "; ")
 		}
