@@ -256,6 +256,18 @@ func checkUnmarshal[T any](t *testing.T, what string, payload []byte) (*T, bool)
 	if err := json.Unmarshal(b, back); err != nil || !reflect.DeepEqual(v, back) {
 		t.Fatalf("%s %q decoded to %+v; re-encoded %q decodes to %+v (%v)", what, payload, *v, b, *back, err)
 	}
+	// DecodeAnswer is json.Unmarshal that refuses a field's name in
+	// another case: what it accepts decodes to the same value, and every
+	// answer a node encodes passes it.
+	strict := new(T)
+	if err := DecodeAnswer(payload, strict); err == nil && !reflect.DeepEqual(v, strict) {
+		t.Fatalf("%s %q: DecodeAnswer gave %+v, json.Unmarshal %+v", what, payload, *strict, *v)
+	} else if err != nil {
+		checkOneLine(t, "DecodeAnswer", err)
+	}
+	if err := DecodeAnswer(b, new(T)); err != nil {
+		t.Fatalf("%s encoded as %q is refused by DecodeAnswer: %v", what, b, err)
+	}
 	return v, true
 }
 
