@@ -15,6 +15,7 @@ import (
 	"github.com/serfdeploy/serfdeploy/handler"
 	"github.com/serfdeploy/serfdeploy/internal/nodesetup"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // topLevelTag closed the old script's tags object and registered an event
@@ -113,7 +114,7 @@ func TestInstallCommandTwice(t *testing.T) {
 		!slices.Equal(sj.RetryJoin, []string{"127.0.0.1:7946"}) {
 		t.Errorf("serf.json: tags %v join %v keyring %q rpc ok=%v", sj.Tags, sj.RetryJoin, sj.KeyringFile, sj.RPCAuth == rpc1)
 	}
-	wantHandler := nodesetup.HandlerFilter() + "=" + bin + " handle --config " + p.NodeYAML
+	wantHandler := protocol.HandlerFilter() + "=" + bin + " handle --config " + p.NodeYAML
 	if !slices.Equal(sj.EventHandlers, []string{wantHandler}) {
 		t.Errorf("event_handlers %q, want [%q]", sj.EventHandlers, wantHandler)
 	}
@@ -228,7 +229,7 @@ func TestInstalledConfigRunsRealAgent(t *testing.T) {
 	}
 	script := bin + " handle --config " + p.NodeYAML
 	want := map[string]string{}
-	for _, f := range strings.Split(nodesetup.HandlerFilter(), ",") {
+	for _, f := range strings.Split(protocol.HandlerFilter(), ",") {
 		want[f] = script
 	}
 	if !reflect.DeepEqual(info.EventHandlers, want) {
