@@ -46,3 +46,38 @@ func TestNewlineInATagKeyForgesNoLogLine(t *testing.T) {
 
 // handlerLine is how the handler's logger starts every line it writes.
 var handlerLine = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d master-01\[\d+\] `)
+
+// The master's serf agent restarts and rejoins with -replay once the
+// deploy's runs/<id> was pruned: serf hands it the old deploy event again.
+// Before, the master synced the old ref again and fired its runs.
+func TestReplayedDeployAfterPruneThroughSerf(t *testing.T) {
+	f := startFleet(t)
+	payload := `{"id":"rp-1","module":"motd","ref":"v1","tags":{"segment":"qa"}}`
+	serfCLI(t, f, "event", "-coalesce=false", protocol.EventDeploy, payload)
+	waitPhase(t, f, "agent-01", "rp-1", func(s protocol.Status) bool { return protocol.Done(s.Phase) })
+	waitPhase(t, f, "master-01", "rp-1", func(s protocol.Status) bool { return s.Sync == protocol.PhaseTriggered })
+	// What prune does once 200 newer runs are there.
+	if err := os.RemoveAll(filepath.Join(f.StateDir("master-01"), "runs", "rp-1")); err != nil {
+		t.Fatal(err)
+	}
+	master := f.Cluster.Node("master-01")
+	master.Stop()
+	f.Cluster.Restart(t, master, f.Cluster.Node("agent-01"), true)
+	path := filepath.Join(f.StateDir("master-01"), "handler.log")
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		b, _ := os.ReadFile(path)
+		log := string(b)
+		if strings.Count(log, "deploy rp-1: syncing") > 1 {
+			t.Fatalf("the replayed deploy was synced again:\n%s", log)
+		}
+		if strings.Contains(log, "deploy rp-1: already handled") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay did not reach the master's handler:\n%s", log)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.StateDir("master-01"), "runs", "rp-1")); err == nil {
+		t.Fatal("the replay made a new record")
+	}
+}
