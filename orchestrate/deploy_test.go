@@ -616,3 +616,57 @@ func TestInterruptWhileSendingTheRunRequestSaysHowToReattach(t *testing.T) {
 		}
 	}
 }
+
+// cancellingLog is a logging service whose read number cancelAt cancels
+// the deploy's context (a SIGTERM while it is on the wire) and fails.
+type cancellingLog struct {
+	fakeLog
+	cancelAt int
+	cancel   context.CancelFunc
+}
+
+func (l *cancellingLog) Latest(ctx context.Context, id string, since, until time.Time) (map[string]protocol.RunRecord, error) {
+	if l.calls+1 == l.cancelAt {
+		l.calls++
+		l.cancel()
+		return nil, fmt.Errorf("%w: %w", logclient.ErrUnreachable, context.Canceled)
+	}
+	return l.fakeLog.Latest(ctx, id, since, until)
+}
+
+// TestInterruptDuringTheFinalReadIsExit4: the result and the error give
+// one code, 4, when the final read of the logging service is cut short by
+// an interrupt (it gave exit_code 5 in the result and 4 from the process).
+func TestInterruptDuringTheFinalReadIsExit4(t *testing.T) {
+	for _, at := range []int{1, 2} {
+		f := cluster(finishedOK)
+		ctx, cancel := context.WithCancel(context.Background())
+		opts := qaOptions(fmt.Sprintf("final-read-%d", at))
+		opts.LogWait = 3 * time.Second // the records never come: the reader reads again
+		opts.Log = &cancellingLog{fakeLog: fakeLog{records: map[string]protocol.RunRecord{}}, cancelAt: at, cancel: cancel}
+		res, err := Deploy(ctx, f, opts)
+		if exitCode(t, err) != ExitIncomplete || res == nil || res.ExitCode != ExitIncomplete || !strings.Contains(err.Error(), "serfdeploy watch final-read-") {
+			t.Fatalf("cancelled at read %d: err %v, result %+v", at, err, res)
+		}
+	}
+}
+
+// TestInterruptDuringThePreFlightReadIsExit4: nothing was deployed, and
+// the code is the interrupt's, not the logging service's.
+func TestInterruptDuringThePreFlightReadIsExit4(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	err := CheckLog(ctx, checkerFunc(func(context.Context) error { cancel(); return logclient.ErrUnreachable }), "pre-1")
+	if exitCode(t, err) != ExitIncomplete || !strings.Contains(err.Error(), "nothing was deployed") {
+		t.Fatalf("err %v", err)
+	}
+	err = CheckLog(context.Background(), checkerFunc(func(context.Context) error { return logclient.ErrUnreachable }), "pre-2")
+	if !errors.Is(err, logclient.ErrUnreachable) {
+		t.Fatalf("a service that is down is still the service: %v", err)
+	}
+}
+
+type checkerFunc func(context.Context) error
+
+func (c checkerFunc) Records(ctx context.Context, _ string, _, _ time.Time) ([]protocol.RunRecord, error) {
+	return nil, c(ctx)
+}

@@ -49,8 +49,9 @@ func (w *watch) finish(ctx context.Context, loopErr error) (*Result, error) {
 			strings.TrimSuffix(res.Outcome, fmt.Sprintf(" (exit %d)", ExitOK)), why, ExitIncomplete)
 	}
 	if logErr != nil {
-		res.ExitCode = ExitInfra
-		res.Outcome = logErr.Error()
+		logErr = withReattach(logErr, w.opts.ID)
+		res.ExitCode = codeOf(logErr)
+		res.Outcome, res.Error = logErr.Error(), logErr.Error()
 		return res, logErr
 	}
 	return res, nil
@@ -97,6 +98,11 @@ func (w *watch) readLog(ctx context.Context) error {
 	for {
 		var err error
 		records, err = w.opts.Log.Latest(ctx, res.ID, res.Started.Add(-5*time.Minute), time.Now().Add(time.Minute))
+		if err != nil && ctx.Err() != nil {
+			// A Jenkins abort while the read is on the wire: the read fails
+			// because of the interrupt, which is exit 4, not the service.
+			return &Error{Code: ExitIncomplete, Err: fmt.Errorf("interrupted while reading the logging service: %w", ctx.Err())}
+		}
 		if err != nil {
 			return &Error{Code: ExitInfra, Err: fmt.Errorf("reading the final status from the logging service: %w", err)}
 		}
@@ -211,7 +217,7 @@ func withReattach(err error, id string) error {
 	case errors.Is(err, serfrpc.ErrGone):
 		return Errorf(ExitInfra, "%w; the runs go on: re-attach with `serfdeploy watch %s`", err, id)
 	case codeOf(err) == ExitIncomplete:
-		return Errorf(ExitIncomplete, "%w; runs already sent go on: re-attach with `serfdeploy watch %s`", err, id)
+		return Errorf(ExitIncomplete, "%w; the runs do not depend on this CLI: re-attach with `serfdeploy watch %s`", err, id)
 	}
 	return err
 }

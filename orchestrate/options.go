@@ -169,11 +169,14 @@ type LogChecker interface {
 // CheckLog reads the logging service once before anything is sent, which
 // proves it is up and takes the credentials: the final statuses come from
 // it, and a deploy that cannot be read back must not start.
-func CheckLog(ctx context.Context, logs LogChecker, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func CheckLog(parent context.Context, logs LogChecker, id string) error {
+	ctx, cancel := context.WithTimeout(parent, 30*time.Second)
 	defer cancel()
 	now := time.Now()
 	if _, err := logs.Records(ctx, id, now.Add(-time.Minute), now); err != nil {
+		if parent.Err() != nil {
+			return Errorf(ExitIncomplete, "interrupted while checking the logging service; nothing was deployed")
+		}
 		return fmt.Errorf("the logging service, where final statuses come from, cannot be read (nothing was deployed): %w", err)
 	}
 	return nil

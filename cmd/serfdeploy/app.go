@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, streams *iostreams.IOStreams, geten
 	if err == nil {
 		return orchestrate.ExitOK
 	}
-	code, msg := explain(err)
+	code, msg := explain(asInterrupt(ctx, err))
 	if msg != "" {
 		fmt.Fprintln(streams.ErrOut, "serfdeploy: "+msg)
 	}

@@ -135,18 +135,20 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	if res == nil {
 		return e.ended(c, kind, opts, reports, err)
 	}
+	var msg string
+	if err != nil {
+		// The process and the result file give one code: the one the
+		// error stands for.
+		res.ExitCode, msg = explain(asInterrupt(c.Context, err))
+	}
 	if werr := e.writeResult(c, res, reports); werr != nil {
 		// The run's own code stands: a retry of a release that ran
 		// would deploy it twice. The line says what is missing.
 		fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+werr.Error())
 	}
-	if err != nil {
+	if msg != "" {
 		// The summary above shows the nodes; the one line says why it ended.
-		code, msg := explain(err)
-		if msg != "" {
-			fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+msg)
-		}
-		return exitError{code}
+		fmt.Fprintln(e.io.ErrOut, "serfdeploy: "+msg)
 	}
 	return exitError{res.ExitCode}
 }
@@ -155,6 +157,7 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 // (bad input, serf unreachable, no master...): the result says why, with
 // its exit code, and that nothing was fired.
 func (e *cliEnv) ended(c *cli.Context, kind string, opts orchestrate.Options, reports []report, err error) error {
+	err = asInterrupt(c.Context, err)
 	code, msg := explain(err)
 	if protocol.ValidID(opts.ID) != nil {
 		opts.ID = protocol.Truncate(opts.ID, 64)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
@@ -50,4 +52,19 @@ func hint(msg string) string {
 		return ""
 	}
 	return "; see `serfdeploy --help`"
+}
+
+// asInterrupt: once SIGINT or SIGTERM (a Jenkins abort) has ended ctx, an
+// infrastructure error on the way out is the interrupt's doing (a read or a
+// connection cut short), and the documented code for an interrupt is 4.
+// Bad input stays bad input.
+func asInterrupt(ctx context.Context, err error) error {
+	var decided exitError // a command that printed its result decided already
+	if err == nil || ctx.Err() == nil || errors.As(err, &decided) {
+		return err
+	}
+	if code, _ := explain(err); code != orchestrate.ExitInfra {
+		return err
+	}
+	return &orchestrate.Error{Code: orchestrate.ExitIncomplete, Err: fmt.Errorf("interrupted: %w", err)}
 }
