@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,15 +166,28 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 		counts[a.Result]++
 	}
 	var parts []string
-	for _, k := range []string{protocol.RunStarted, protocol.RunAlready, protocol.RunBusy, protocol.RunDisabled, protocol.RunSkipped, protocol.RunRejected, "garbled"} {
+	for _, k := range []string{protocol.RunStarted, protocol.RunQueued, protocol.RunAlready, protocol.RunBusy, protocol.RunDisabled, protocol.RunSkipped, protocol.RunRejected, "garbled"} {
 		if counts[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 		}
 	}
-	if missing := len(expect) - len(res.Responses); missing > 0 {
+	// A node that acknowledged the request has it: its handler queue is
+	// behind (a fleet forming or restarting) and its answer comes after the
+	// query ended, but the run starts. Counted as reached, so that the CLI
+	// waits for it instead of taking "no answer" for "not reached".
+	late := 0
+	for _, name := range res.Acks {
+		if slices.Contains(expect, name) && !res.Responded(name) {
+			late++
+		}
+	}
+	if late > 0 {
+		parts = append(parts, fmt.Sprintf("%d acknowledged, answer late", late))
+	}
+	if missing := len(expect) - len(res.Responses) - late; missing > 0 {
 		parts = append(parts, fmt.Sprintf("%d no answer", missing))
 	}
-	return strings.Join(parts, ", "), len(res.Responses) - counts[protocol.RunSkipped], len(expect) - counts[protocol.RunSkipped], nil
+	return strings.Join(parts, ", "), len(res.Responses) + late - counts[protocol.RunSkipped], len(expect) - counts[protocol.RunSkipped], nil
 }
 
 func shortCommit(c string) string {
