@@ -57,6 +57,11 @@ func untar(r io.Reader, dest string) error {
 		if name == commitFile {
 			return fmt.Errorf("refusing %s: serfdeploy keeps that name for the commit it installed; remove it from the module", commitFile)
 		}
+		if sparse(h) {
+			// A few bytes of sparse map can stand for terabytes of zeros;
+			// git archive never writes one.
+			return fmt.Errorf("refusing %q: a sparse file is not from git archive", h.Name)
+		}
 		if err := noLinkAbove(root, name); err != nil {
 			return err
 		}
@@ -128,6 +133,19 @@ func unpackEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name string) erro
 	// Global headers (git archive's commit id) and submodule entries are
 	// not part of a module's files.
 	return nil
+}
+
+// sparse says whether h is a GNU sparse file, in either of its forms.
+func sparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 func typeName(t byte) string {

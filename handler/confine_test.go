@@ -2,6 +2,7 @@ package handler
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -255,6 +256,9 @@ func TestUntarRefusesHostileArchives(t *testing.T) {
 		{"device", []tar.Header{
 			{Name: "files/null", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3, Mode: 0o666},
 		}, "files/null"},
+		{"sparse file", []tar.Header{
+			{Name: "files/big", Typeflag: tar.TypeGNUSparse, Mode: 0o644, Format: tar.FormatGNU},
+		}, "files/big"},
 		{"commit file as a regular file", []tar.Header{
 			{Name: commitFile, Typeflag: tar.TypeReg, Mode: 0o644},
 		}, commitFile},
@@ -309,4 +313,37 @@ func TestConfigVersionSkipsLinkedCommitFiles(t *testing.T) {
 	if got := strings.TrimSpace(string(out)); got != "good=abc123" {
 		t.Fatalf("config_version printed %q, want good=abc123 only", got)
 	}
+}
+
+// FuzzUntar: whatever archive arrives, nothing is written beside the
+// release (go test -run '^$' -fuzz '^FuzzUntar$' -fuzztime 60s ./handler/).
+func FuzzUntar(f *testing.F) {
+	seed := func(entries ...tar.Header) {
+		var t testing.T
+		f.Add(tarOf(&t, entries...).Bytes())
+	}
+	seed(tar.Header{Name: "d", Typeflag: tar.TypeSymlink, Linkname: "."},
+		tar.Header{Name: "d/e", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		tar.Header{Name: "e/pwned", Typeflag: tar.TypeReg, Mode: 0o644})
+	seed(tar.Header{Name: "d", Typeflag: tar.TypeSymlink, Linkname: "."},
+		tar.Header{Name: "x", Typeflag: tar.TypeSymlink, Linkname: "d/d/../../../victim"},
+		tar.Header{Name: "x", Typeflag: tar.TypeReg, Mode: 0o644})
+	seed(tar.Header{Name: "up", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		tar.Header{Name: "up/pwned", Typeflag: tar.TypeReg, Mode: 0o644},
+		tar.Header{Name: "b", Typeflag: tar.TypeLink, Linkname: "../victim"})
+	f.Fuzz(func(t *testing.T, archive []byte) {
+		parent := t.TempDir()
+		victim := filepath.Join(parent, "victim")
+		os.WriteFile(victim, []byte(victimText), 0o644)
+		untar(bytes.NewReader(archive), filepath.Join(parent, "release"))
+		entries, _ := os.ReadDir(parent)
+		for _, e := range entries {
+			if e.Name() != "victim" && e.Name() != "release" {
+				t.Fatalf("the archive made %s beside the release", e.Name())
+			}
+		}
+		if b, err := os.ReadFile(victim); err != nil || string(b) != victimText {
+			t.Fatalf("the victim beside the release changed: %q %v", b, err)
+		}
+	})
 }
