@@ -19,7 +19,8 @@ import (
 //
 //   - every entry is written through an os.Root on the release, which
 //     refuses to follow a link out of it;
-//   - no entry may lie under a link (git trees never have one there);
+//   - no entry may lie under one of the archive's links (git trees never
+//     have one there);
 //   - every symlink is resolved under that root once the tree is unpacked:
 //     one that does not end at an entry of the module fails the sync,
 //     naming it, and nothing is installed (docs/security.md, symlink
@@ -39,6 +40,7 @@ func untar(r io.Reader, dest string) error {
 	}
 	defer root.Close()
 	tr := tar.NewReader(r)
+	links := map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -62,34 +64,30 @@ func untar(r io.Reader, dest string) error {
 			// git archive never writes one.
 			return fmt.Errorf("refusing %q: a sparse file is not from git archive", h.Name)
 		}
-		if err := noLinkAbove(root, name); err != nil {
+		if err := noLinkAbove(links, name); err != nil {
 			return err
 		}
 		if err := unpackEntry(root, tr, h, name); err != nil {
 			return fmt.Errorf("unpacking %q: %w", h.Name, err)
 		}
+		if h.Typeflag == tar.TypeSymlink {
+			links[name] = true
+		}
 	}
 	return checkLinks(root)
 }
 
-// noLinkAbove refuses an entry whose parent directories include a symlink:
-// git never archives one there, and os.Root would follow it (inside the
-// module, but onto another entry's name).
-func noLinkAbove(root *os.Root, name string) error {
-	dir := ""
-	for _, part := range strings.Split(filepath.Dir(name), string(filepath.Separator)) {
-		if part == "." {
-			break
-		}
-		dir = filepath.Join(dir, part)
-		info, err := root.Lstat(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // made by MkdirAll, a directory
-		}
-		if err != nil {
-			return fmt.Errorf("unpacking %q: %w", name, err)
-		}
-		if info.Mode()&fs.ModeSymlink != 0 {
+// noLinkAbove refuses an entry that lies under one of the archive's own
+// symlinks: git never archives one there, and os.Root would follow it
+// (inside the module, but onto another entry's name). links holds the
+// cleaned names of the links made so far; as every other directory on the
+// way is a real one, going through a link means one of name's parents is
+// in it. A set rather than an Lstat of each parent: that costs depth²
+// lookups an entry, which a path thousands of levels deep turns into
+// minutes.
+func noLinkAbove(links map[string]bool, name string) error {
+	for dir := filepath.Dir(name); dir != "."; dir = filepath.Dir(dir) {
+		if links[dir] {
 			return fmt.Errorf("refusing %q: it lies under the symlink %s", name, dir)
 		}
 	}
