@@ -250,6 +250,20 @@ func (c *Cluster) Restart(t testing.TB, n, join *Node, replay bool) {
 	c.WaitStatus(t, join, n.Name, "alive", 30*time.Second)
 }
 
+// Rejoin starts n's agent again after a Stop, a Kill or a SIGTERM, as
+// Restart does, joining through join, but returns as soon as its RPC
+// answers, without a testing.TB: for agents that leave and rejoin in the
+// background while a test goes on (a fleet under churn).
+func (c *Cluster) Rejoin(n, join *Node) error {
+	if !n.current().Wait(10 * time.Second) {
+		return fmt.Errorf("rejoining serf agent %s: it still runs 10s after it was stopped", n.Name)
+	}
+	if err := c.run(n, join.BindAddr, false); err != nil {
+		return fmt.Errorf("rejoining serf agent %s: %w", n.Name, err)
+	}
+	return nil
+}
+
 // serf is the serf command with args, inside Options.NetNS when set
 // (`ip netns exec` execs serf in its own process: the pid, and so the
 // process group and Pdeathsig, are serf's).
