@@ -185,6 +185,11 @@ func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
 		if len(spool) == 0 {
 			t.Fatalf("%s: the spool is empty after a 200 that was not Loki's: the records are lost", node)
 		}
+		// The line comes just after the answer the page gave.
+		eventually(t, node+"'s log line saying why the records stay", func() bool {
+			logs := nodeLogs(t, f.StateDir(node))
+			return strings.Contains(logs, "not Loki's 204 No Content") && strings.Contains(logs, "(kept in the spool)")
+		})
 	}
 	logEnv := []string{"SERFDEPLOY_LOG_URL=" + loki.URL}
 	if rep := fleet.Run(t, bin, logEnv, "report", "garbage-1"); rep.Code != orchestrate.ExitNoTargets {
@@ -194,6 +199,7 @@ func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
 	sw.mu.Lock()
 	sw.real = true
 	sw.mu.Unlock()
+	switched := time.Now()
 	var rep fleet.Result
 	eventually(t, "the spooled records in Loki", func() bool {
 		rep = fleet.Run(t, bin, logEnv, "report", "garbage-1", "--format", "json")
@@ -202,11 +208,31 @@ func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
 		got := states(res)
 		return rep.Code == 0 && got["agent-01"] == "finished" && got["agent-02"] == "finished"
 	})
+	t.Logf("report found both records %s after the URL led to Loki", time.Since(switched).Round(time.Millisecond))
 	for _, node := range []string{"agent-01", "agent-02"} {
 		if spool, _ := filepath.Glob(filepath.Join(f.StateDir(node), "spool", "*.json")); len(spool) != 0 {
 			t.Errorf("%s: %d records still spooled after Loki took them", node, len(spool))
 		}
 	}
+}
+
+// nodeLogs is every log file of a node's state directory, run logs and
+// handler.log alike.
+func nodeLogs(t *testing.T, dir string) string {
+	t.Helper()
+	var all strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".log") {
+			b, err := os.ReadFile(path)
+			all.Write(b)
+			return err
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all.String()
 }
 
 // eventually polls ok until it holds, for at most three minutes: the
