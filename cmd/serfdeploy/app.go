@@ -86,6 +86,7 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			"to the Puppet masters and watches the Puppet runs it triggers to the end; `run` starts an\n" +
 			"ad-hoc Puppet run; `status` shows each node's Puppet state; `report` reads a past deploy\n" +
 			"back from the logging service.\n\n" + exitCodesHelp,
+		Version:              versionString(), // --version, -v and --help's VERSION
 		Writer:               env.io.Out,
 		ErrWriter:            env.io.ErrOut,
 		HideHelpCommand:      true,
@@ -108,6 +109,8 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			handleCommand(env),
 			workerCommand(env),
 			installCommand(env),
+			manCommand(env),        // hidden: for scripts/package.sh
+			completionCommand(env), // hidden: for scripts/package.sh
 		},
 	}
 	for _, c := range app.Commands {
