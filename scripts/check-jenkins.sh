@@ -1,9 +1,13 @@
 #!/bin/sh
 # Checks the Jenkins files: the Jenkins Job Builder job renders, its
-# serfdeploy shell step marks exit 4 unstable and, run against a fake
-# serfdeploy, retries an exit 5 only when nothing was sent; the Groovy
-# parses; and greps for defects that once shipped in these files. Every
-# problem is reported, then the script exits 1 if there was any.
+# serfdeploy shell step marks exit 4 unstable, binds the serf RPC key only
+# when one is named, ends ABORTED on its timeout and, run against a fake
+# serfdeploy, passes the blast-radius parameters and retries an exit 5 only
+# when nothing was sent; the Groovy parses; jenkins/test/harness.groovy runs
+# the Groovy logic of the Jenkinsfile and the shared step with stubbed steps,
+# and must fail on mutants of them (the "fired" test inverted, the exit-4
+# test broken); and greps for defects that once shipped in these files.
+# Every problem is reported, then the script exits 1 if there was any.
 #
 # Usage: scripts/check-jenkins.sh [DIR]
 #   DIR (or env JENKINS_DIR) holds Jenkinsfile, vars/*.groovy and jjb/;
@@ -118,26 +122,38 @@ EOF
 printf '#!/bin/sh\nexit 0\n' >"$tmp/bin/sleep"
 chmod +x "$tmp/bin/serfdeploy" "$tmp/bin/sleep"
 
-# scenario PLAN EXIT CALLS WHY: run the shell step $step_sh of job $job in a
-# workspace holding a previous build's report; it must end with EXIT after
-# CALLS calls of serfdeploy, and the stale report must be gone.
+# scenario PLAN EXIT CALLS WHY [VAR=VALUE...]: run the shell step $step_sh
+# of job $job (with the job's parameters MODULE, REF, TARGET_TAG, and the
+# VAR=VALUE given) in a workspace holding a previous build's report; it
+# must end with EXIT after CALLS calls of serfdeploy, and the stale report
+# must be gone. $ws is left naming the workspace, for ran_with.
 scenario() {
+	plan=$1 want_code=$2 want_calls=$3 why=$4
+	shift 4
 	checks=$((checks + 1))
 	ws=$tmp/ws.$checks
 	mkdir -p "$ws/out"
 	# A previous build's report, which must not survive.
 	echo stale >"$ws/out/serfdeploy-junit.xml"
 	set +e
-	(cd "$ws" && FAKE_DIR=$ws FAKE_PLAN=$1 PATH="$tmp/bin:$PATH" \
-		MODULE=profile_web REF=v1 TARGET_TAG=segment=qa BUILD_TAG=jenkins-release-7 \
+	(cd "$ws" && env FAKE_DIR="$ws" FAKE_PLAN="$plan" PATH="$tmp/bin:$PATH" \
+		MODULE=profile_web REF=v1 TARGET_TAG=segment=qa BUILD_TAG=jenkins-release-7 "$@" \
 		sh "$step_sh") >"$ws/log" 2>&1
 	code=$?
 	set -e
 	calls=$(cat "$ws/calls" 2>/dev/null || echo 0)
-	if [ "$code" -ne "$2" ] || [ "$calls" -ne "$3" ]; then
-		fail "job $job: serfdeploy playing '$1' ($4): the step ran it $calls times and exited $code; want $3 and $2"
+	if [ "$code" -ne "$want_code" ] || [ "$calls" -ne "$want_calls" ]; then
+		fail "job $job: serfdeploy playing '$plan' ($why): the step ran it $calls times and exited $code; want $want_calls and $want_code"
 	elif grep -qx stale "$ws/out/serfdeploy-junit.xml" 2>/dev/null; then
-		fail "job $job: a previous build's out/serfdeploy-junit.xml was still there after the step (playing '$1'): clear out/ first"
+		fail "job $job: a previous build's out/serfdeploy-junit.xml was still there after the step (playing '$plan'): clear out/ first"
+	fi
+}
+# ran_with WORDS WHY: the last scenario's serfdeploy ran with WORDS (a
+# piece of its command line) every time.
+ran_with() {
+	checks=$((checks + 1))
+	if ! [ -s "$ws/args" ] || grep -vqF -- " $1 " "$ws/args"; then
+		fail "job $job: $2: want '$1' in serfdeploy's arguments, got:$(sed 's/^/ | /' "$ws/args" 2>/dev/null)"
 	fi
 }
 
@@ -185,6 +201,15 @@ for xml in "$tmp"/xml/*; do
 		fail "job $job: the shell step running serfdeploy has no <unstableReturn>4</unstableReturn> (unstable-return: 4 in the YAML), so exit 4 (incomplete) fails the build instead of marking it unstable"
 	fi
 	checks=$((checks + 1))
+	if ! grep -q '<hudson.plugins.build__timeout.operations.AbortOperation' "$xml" ||
+		grep -q '<hudson.plugins.build__timeout.operations.FailOperation' "$xml"; then
+		fail "job $job: the build timeout must abort the build (timeout: abort: true), as the pipeline's does, not fail it"
+	fi
+	checks=$((checks + 1))
+	if grep -q '<variable>SERF_RPC_AUTH</variable>' "$xml"; then
+		fail "job $job: SERF_RPC_AUTH is bound although no serf_rpc_credential is set: serf without rpc_auth refuses any key (exit 5)"
+	fi
+	checks=$((checks + 1))
 	sed -n '/<publishers>/,/<\/publishers>/p' "$xml" >"$tmp/$job.publishers"
 	if ! grep -q '<hudson.tasks.junit.JUnitResultArchiver' "$tmp/$job.publishers" ||
 		! grep -q '<hudson.tasks.ArtifactArchiver>' "$tmp/$job.publishers" ||
@@ -208,6 +233,20 @@ for xml in "$tmp"/xml/*; do
 	scenario "5:none" 5 1 "exit 5 with no result file: not retried"
 	scenario "5:false 5:false 5:false" 5 2 "exit 5 again and again: attempts are bounded"
 	scenario "2:none" 2 1 "bad input, no report written"
+	# The blast-radius guard: MAX_TARGETS (empty: 50; 0 only when given),
+	# BATCH and CANARY reach serfdeploy; a value that is not a number fails
+	# before it runs.
+	scenario "0:true" 0 1 "default parameters"
+	ran_with "--max-targets 50 --timeout" "MAX_TARGETS unset: 50, no --batch or --canary"
+	scenario "0:true" 0 1 "MAX_TARGETS empty" MAX_TARGETS=
+	ran_with "--max-targets 50 --timeout" "MAX_TARGETS empty: 50"
+	scenario "0:true" 0 1 "MAX_TARGETS 0" MAX_TARGETS=0
+	ran_with "--max-targets 0 --timeout" "MAX_TARGETS 0: no limit, said so"
+	scenario "0:true" 0 1 "blast-radius parameters" MAX_TARGETS=5 BATCH=10% CANARY=1 TARGET_TAG='fqdn=web-0[12]'
+	ran_with "--tag fqdn=web-0[12] --max-targets 5 --batch 10% --canary 1 --timeout" "MAX_TARGETS, BATCH, CANARY"
+	scenario "0:true" 2 0 "MAX_TARGETS not a number" MAX_TARGETS=all
+	scenario "0:true" 2 0 "BATCH neither N nor N%" BATCH=1%0
+	scenario "0:true" 2 0 "CANARY not a number" CANARY=one
 	# A retry that succeeds: both attempts must be the same request (one
 	# deploy id, or serfdeploy's own each time), and the step must print the
 	# line the description-setter publisher makes the build description of.
@@ -228,6 +267,28 @@ done
 checks=$((checks + 1))
 [ "${found:-}" ] || fail "no job in $dir/jjb has a shell step running serfdeploy deploy"
 
+# With serf_rpc_credential set in the project, that credential is bound to
+# SERF_RPC_AUTH.
+checks=$((checks + 1))
+cp -R "$dir/jjb" "$tmp/jjb-rpc"
+for yaml in "$tmp"/jjb-rpc/*.yaml; do
+	sed "s/^\(    serf_rpc_credential:\) ''\$/\1 serf-rpc-auth/" "$yaml" >"$yaml.new" && mv "$yaml.new" "$yaml"
+done
+if ! jenkins-jobs test "$tmp/jjb-rpc" -o "$tmp/xml-rpc" >"$tmp/jjb-rpc.log" 2>&1 ||
+	! grep -A1 '<variable>SERF_RPC_AUTH</variable>' "$tmp"/xml-rpc/* | grep -q '<credentialsId>serf-rpc-auth</credentialsId>'; then
+	fail "jjb: with serf_rpc_credential: serf-rpc-auth in the project, that credential is not bound to SERF_RPC_AUTH"
+fi
+
+# Each file names the plugins it needs: without one, Jenkins drops that
+# part of the job, silently.
+for plugin in ws-cleanup timestamper build-timeout credentials-binding junit description-setter; do
+	need "$dir/jjb/serfdeploy-release.yaml" "^#.*$plugin" "the header does not name the required plugin $plugin"
+done
+for plugin in 'Pipeline: Basic Steps' 'JUnit' 'Credentials Binding'; do
+	need "$dir/Jenkinsfile" "^//.*$plugin" "the header does not name the required plugin $plugin"
+	need "$dir/vars/serfDeploy.groovy" "^//.*$plugin" "the header does not name the required plugin $plugin"
+done
+
 echo "== Groovy syntax"
 checks=$((checks + 1))
 groovy "$root/scripts/groovy-syntax.groovy" "$dir/Jenkinsfile" "$dir"/vars/*.groovy || fail "Groovy syntax"
@@ -241,8 +302,6 @@ need "$jenkinsfile" 'deleteDir\(\)' "out/ is not cleared before the run: a previ
 need "$jenkinsfile" 'currentBuild\.description' "no build description (outcome line and deploy id)"
 forbid "$jenkinsfile" 'readFile\(.*summary' "the build description is cut from the Markdown summary; use the result file's outcome line and id, as plain text"
 forbid "$jenkinsfile" '--id[^a-z].*(attempt|retry)' "a deploy id per attempt hides the deploy from \`serfdeploy report\`"
-after "$jenkinsfile" '^[[:space:]]*always[[:space:]]*[{]' 'junit' "junit is not published in post { always { ... } }"
-after "$jenkinsfile" '^[[:space:]]*always[[:space:]]*[{]' 'archiveArtifacts' "archiveArtifacts is not in post { always { ... } }"
 budget "Jenkinsfile" \
 	"$(sed -n "s/.*timeout(time: *\([0-9][0-9]*\), *unit: *'MINUTES').*/\1/p" "$jenkinsfile" | head -n 1)" \
 	"$(sed -n 's/.*--timeout \([0-9][0-9]*\)m.*/\1/p' "$jenkinsfile" | one_value)" \
@@ -258,6 +317,36 @@ need "$step" 'fired' "the retry of exit 5 does not look at \"fired\" in the resu
 need "$step" 'deleteDir\(\)' "the output folder is not cleared first"
 need "$step" 'currentBuild\.description' "no build description (outcome line and deploy id)"
 forbid "$step" "BUILD_TAG[^a-z]*\+[^a-z]*'-retry" "a deploy id per attempt hides the deploy from \`serfdeploy report\`"
+
+# The Groovy logic itself, with stubbed steps: on the files, every case
+# must pass; on each mutant (one defect put into one file), the harness
+# must fail, or it does not test that logic.
+echo "== Groovy logic (jenkins/test/harness.groovy)"
+harness=$root/jenkins/test/harness.groovy
+checks=$((checks + 1))
+groovy "$harness" -q "$dir" || fail "jenkins/test/harness.groovy failed on $dir"
+killed=0
+mutants=0
+for file in Jenkinsfile vars/serfDeploy.groovy; do
+	for mutation in 's/fired != false/fired == false/' 's/code == 4)/code == 40)/'; do
+		checks=$((checks + 1))
+		mutants=$((mutants + 1))
+		rm -rf "$tmp/mutant"
+		cp -R "$dir" "$tmp/mutant"
+		sed "$mutation" "$dir/$file" >"$tmp/mutant/$file"
+		if cmp -s "$dir/$file" "$tmp/mutant/$file"; then
+			fail "mutant $file '$mutation': the mutation matches nothing; update it to the code"
+		elif groovy "$harness" -q "$tmp/mutant" >"$tmp/mutant.log" 2>&1; then
+			fail "mutant $file '$mutation': the harness passed it; it does not test that logic"
+		elif ! grep -q '^harness: [0-9]* of [0-9]* cases passed' "$tmp/mutant.log"; then
+			# A crash is no proof that a case caught the defect.
+			fail "mutant $file '$mutation': the harness did not run its cases:$(tail -n 3 "$tmp/mutant.log" | sed 's/^/ | /')"
+		else
+			killed=$((killed + 1))
+		fi
+	done
+done
+echo "check-jenkins: harness killed $killed of $mutants mutants ('fired' inverted, 'code == 4' broken; Jenkinsfile, vars/serfDeploy.groovy)"
 
 if [ "$problems" -gt 0 ]; then
 	echo "check-jenkins: $problems of $checks checks failed ($dir)" >&2
