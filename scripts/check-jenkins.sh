@@ -86,9 +86,11 @@ attempts_in_jenkinsfile() {
 
 # The JJB shell step is run against this fake serfdeploy (and a sleep that
 # does not wait). Each call plays the next word of FAKE_PLAN,
-# CODE[:FIRED[:compact]] with FIRED true, false or none (no report written),
-# and logs its arguments. A node message quoting "fired": true must not be
-# taken for the field.
+# CODE[:FIRED[:STYLE]] with FIRED true, false or none (no report written),
+# and logs its arguments. STYLE compact writes the JSON on one line; term
+# first sends SIGTERM to the shell step, as Jenkins stopping the build does
+# (to every process of the step), then writes its report "interrupted". A
+# node message quoting "fired": true must not be taken for the field.
 mkdir "$tmp/bin"
 cat >"$tmp/bin/serfdeploy" <<'EOF'
 #!/bin/sh
@@ -107,10 +109,14 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
+[ "$style" = term ] && kill -TERM "$PPID"
 [ "$fired" = none ] && exit "$code"
 mkdir -p "$(dirname "$result")"
 echo '<testsuite name="fake"/>' >"$junit"
-if [ "$style" = compact ]; then
+if [ "$style" = term ]; then
+	printf '{"id":"fake-%s","exit_code":%s,"outcome":"interrupted: the runs go on (exit %s)","fired":%s}\n' \
+		"$n" "$code" "$code" "${fired:-true}" >"$result"
+elif [ "$style" = compact ]; then
 	printf '{"schema_version":2,"id":"fake-%s","nodes":[{"node":"a","message":"said \\"fired\\": true"}],"exit_code":%s,"outcome":"1 finished: said \\"hi\\" \\u003cok\\u003e (exit %s)","fired":%s}\n' \
 		"$n" "$code" "$code" "${fired:-true}" >"$result"
 else
@@ -233,6 +239,13 @@ for xml in "$tmp"/xml/*; do
 	scenario "5:none" 5 1 "exit 5 with no result file: not retried"
 	scenario "5:false 5:false 5:false" 5 2 "exit 5 again and again: attempts are bounded"
 	scenario "2:none" 2 1 "bad input, no report written"
+	# Stopped by Jenkins (timeout, Stop): the shell outlives the SIGTERM
+	# long enough to print the description line from serfdeploy's report.
+	scenario "4:true:term 0:true" 4 1 "SIGTERM from Jenkins: not retried, described"
+	checks=$((checks + 1))
+	grep -qxF 'serfdeploy result: interrupted: the runs go on (exit 4); deploy id fake-1' "$ws/log" ||
+		fail "job $job: stopped by SIGTERM, the step printed no description line:$(tail -n 3 "$ws/log" | sed 's/^/ | /')"
+	scenario "5:false:term 0:true" 5 1 "SIGTERM, then exit 5 before firing: not retried"
 	# The blast-radius guard: MAX_TARGETS (empty: 50; 0 only when given),
 	# BATCH and CANARY reach serfdeploy; a value that is not a number fails
 	# before it runs.

@@ -39,6 +39,12 @@ if [ -n "$bad" ]; then
   exit 2
 fi
 
+# Jenkins stops a build (its timeout, or Stop) with SIGTERM to every process
+# of the step. serfdeploy then writes its reports and exits 4; without this
+# trap the shell would die at once and print no description line.
+stopped=
+trap 'stopped=1' TERM
+
 attempts=2
 attempt=1
 while :; do
@@ -53,7 +59,7 @@ while :; do
     --summary-file out/serfdeploy-summary.md \
     --result-file "$result"
   code=$?
-  if [ "$code" -ne 5 ] || [ "$attempt" -ge "$attempts" ]; then
+  if [ "$code" -ne 5 ] || [ "$attempt" -ge "$attempts" ] || [ -n "$stopped" ]; then
     break
   fi
   # jq may not be on the agent: sed reads "fired" whether the JSON is
@@ -66,6 +72,9 @@ while :; do
   attempt=$((attempt + 1))
   echo "serfdeploy: infrastructure problem before anything was sent (exit 5); attempt $attempt of $attempts in 15 seconds"
   sleep 15
+  if [ -n "$stopped" ]; then
+    break
+  fi
 done
 
 # A top-level string field of the result file, JSON escapes undone.
