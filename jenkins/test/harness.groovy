@@ -445,7 +445,6 @@ Closure describeLast = { Build b ->
     return r == null ? null : "${r.outcome}; deploy id ${r.id}".toString()
 }
 
-Map firstBuildParams = [:]
 table.each { row ->
     String name = row[0]
     List plan = row[1]
