@@ -10,6 +10,8 @@
 #      machines without room for its 1.3 GB)
 #      DEMO_KEEP=1 keeps the work directory for a look afterwards
 #      DEMO_PORT_BASE (default 27000) first of the loopback ports used
+#      SERFDEPLOY_BIN=FILE runs that serfdeploy (e.g. the one a package
+#      installed) instead of building bin/serfdeploy
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,9 +50,12 @@ if [ -n "$pkgs" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs curl
 fi
 
-step "build serfdeploy"
-(cd "$root" && go build -o bin/serfdeploy ./cmd/serfdeploy)
-sd="$root/bin/serfdeploy"
+sd=${SERFDEPLOY_BIN:-}
+if [ -z "$sd" ]; then
+	step "build serfdeploy"
+	(cd "$root" && go build -o bin/serfdeploy ./cmd/serfdeploy)
+	sd="$root/bin/serfdeploy"
+fi
 
 work=$(mktemp -d /tmp/serfdeploy-demo.XXXXXX)
 cleanup() {

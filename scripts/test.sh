@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 
 # The Debian packages the tests use, installed when missing (as root), so
 # that on a fresh machine this one command does all the set-up.
-packages="serf puppet-agent puppetserver git shellcheck jenkins-job-builder groovy curl ca-certificates procps libxml2-utils nftables iproute2"
+packages="serf puppet-agent puppetserver git shellcheck jenkins-job-builder groovy curl ca-certificates procps libxml2-utils nftables iproute2 lintian file zsh"
 missing=
-for cmd in serf puppet puppetserver git shellcheck jenkins-jobs groovy curl pkill xmllint nft ip; do
+for cmd in serf puppet puppetserver git shellcheck jenkins-jobs groovy curl pkill xmllint nft ip lintian file zsh; do
 	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
 done
 if [ -n "$missing" ]; then
@@ -50,6 +50,9 @@ shellcheck -x -s sh scripts/*.sh .ci/run
 
 step "Jenkins files"
 sh scripts/check-jenkins.sh
+
+step "package"
+sh scripts/check-package.sh
 
 step "go test -race (the packages whose tests run the code in-process)"
 # cmd/serfdeploy and bench drive the built binary against real agents: the
