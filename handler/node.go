@@ -128,10 +128,13 @@ func readPayload(r io.Reader, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// newRecord is the record of a request this node takes, in the node's own
-// environment when the request names none.
+// newRecord is the record of a request this node takes. A deploy (a sync,
+// or a run of a module) names no environment when it means the node's
+// configured one; an ad-hoc run that names none keeps the one Puppet
+// itself would use (puppet.conf), as `mco puppet runonce` does: its
+// record's environment stays empty.
 func (n *Node) newRecord(id, kind, phase string, req protocol.Request, build *protocol.Build) *Record {
-	if req.Environment == "" {
+	if req.Environment == "" && (kind == KindSync || req.Module != "") {
 		req.Environment = n.cfg.Environment
 	}
 	return &Record{

@@ -95,7 +95,22 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 // separate arguments, never shell words.
 func (n *Node) puppetArgs(env string, flags protocol.PuppetFlags, jsonLog string) []string {
 	var args []string
-	for _, a := range n.cfg.Puppet.Command {
+	command := n.cfg.Puppet.Command
+	for i := 0; i < len(command); i++ {
+		a := command[i]
+		if env == "" {
+			// No environment asked for: Puppet picks its own, so the
+			// command's --environment goes. Any other use of the
+			// placeholder (a path) gets the node's configured one.
+			if a == "--environment" && i+1 < len(command) && command[i+1] == "{environment}" {
+				i++
+				continue
+			}
+			if a == "--environment={environment}" {
+				continue
+			}
+			a = strings.ReplaceAll(a, "{environment}", n.cfg.Environment)
+		}
 		args = append(args, strings.ReplaceAll(a, "{environment}", env))
 	}
 	if flags.Noop {

@@ -16,7 +16,7 @@ import (
 func startFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG when set, else a generated time-sortable id)"},
-		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: each node's configured one)"},
+		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: for deploy, each node's configured one; for run, the one Puppet itself uses, from puppet.conf)"},
 		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match"},
 		&cli.StringFlag{Name: "batch", Usage: "start the runs in batches of N or N% of the targets, each watched to the end before the next"},
 		&cli.IntFlag{Name: "canary", Usage: "a first batch of N targets, then the rest (in --batch batches)"},
