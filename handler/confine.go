@@ -54,15 +54,15 @@ func untar(r io.Reader, dest string) error {
 			if h.Typeflag == tar.TypeXGlobalHeader || name == "." {
 				continue
 			}
-			return fmt.Errorf("refusing path %q outside the module", h.Name)
+			return refuse("refusing path %q outside the module", h.Name)
 		}
 		if name == commitFile {
-			return fmt.Errorf("refusing %s: serfdeploy keeps that name for the commit it installed; remove it from the module", commitFile)
+			return refuse("refusing %s: serfdeploy keeps that name for the commit it installed; remove it from the module", commitFile)
 		}
 		if sparse(h) {
 			// A few bytes of sparse map can stand for terabytes of zeros;
 			// git archive never writes one.
-			return fmt.Errorf("refusing %q: a sparse file is not from git archive", h.Name)
+			return refuse("refusing %q: a sparse file is not from git archive", h.Name)
 		}
 		if err := noLinkAbove(links, name); err != nil {
 			return err
@@ -88,7 +88,7 @@ func untar(r io.Reader, dest string) error {
 func noLinkAbove(links map[string]bool, name string) error {
 	for dir := filepath.Dir(name); dir != "."; dir = filepath.Dir(dir) {
 		if links[dir] {
-			return fmt.Errorf("refusing %q: it lies under the symlink %s", name, dir)
+			return refuse("refusing %q: it lies under the symlink %s", name, dir)
 		}
 	}
 	return nil
@@ -126,7 +126,7 @@ func unpackEntry(root *os.Root, tr *tar.Reader, h *tar.Header, name string) erro
 	case tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		// git archive makes none of these: such an archive is not a
 		// module's tree.
-		return fmt.Errorf("refusing a %s entry: a module holds files, directories and symlinks only", typeName(h.Typeflag))
+		return refuse("refusing a %s entry: a module holds files, directories and symlinks only", typeName(h.Typeflag))
 	}
 	// Global headers (git archive's commit id) and submodule entries are
 	// not part of a module's files.
@@ -190,7 +190,7 @@ func checkLinks(root *os.Root) error {
 		more = fmt.Sprintf(" and %d more", len(bad)-maxNamed)
 		bad = bad[:maxNamed]
 	}
-	return fmt.Errorf("refusing symlink %s%s: a module's links must resolve to a file or directory inside the module", strings.Join(bad, ", "), more)
+	return refuse("refusing symlink %s%s: a module's links must resolve to a file or directory inside the module", strings.Join(bad, ", "), more)
 }
 
 // linkProblem says in a few words why a link was refused.
@@ -238,4 +238,15 @@ func writeCommit(release, commit string) error {
 		err = cerr
 	}
 	return err
+}
+
+// refusedError is a module tree refused for what it holds, not for a
+// failure to read it: no retry of the same ref can fix it, so the deploy
+// is bad input (exit 2), not an infrastructure failure a pipeline retries.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
+
+func refuse(format string, args ...any) error {
+	return &refusedError{fmt.Sprintf(format, args...)}
 }

@@ -35,6 +35,8 @@ func (n *Node) workSync(ctx context.Context, id string) error {
 		return fail(protocol.ReasonUnknownRef, err)
 	case errors.Is(err, errUnknownModule):
 		return fail(protocol.ReasonUnknownModule, err)
+	case errors.As(err, new(*refusedError)):
+		return fail(protocol.ReasonUnsafeModule, err)
 	case err != nil:
 		return fail(protocol.ReasonSyncFailed, err)
 	}

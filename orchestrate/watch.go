@@ -403,8 +403,10 @@ func (w *watch) syncAnswer(m *MasterResult, st *protocol.Status) error {
 	switch st.Sync {
 	case protocol.PhaseFailed:
 		code := ExitInfra
-		if st.SyncReason == protocol.ReasonUnknownRef || st.SyncReason == protocol.ReasonUnknownModule {
-			// No retry fixes a name that does not exist.
+		switch st.SyncReason {
+		case protocol.ReasonUnknownRef, protocol.ReasonUnknownModule, protocol.ReasonUnsafeModule:
+			// No retry fixes a name that does not exist, or a tree
+			// refused for what it holds.
 			code = ExitUsage
 		}
 		if st.SyncReason == protocol.ReasonTriggerFailed {

@@ -233,6 +233,7 @@ const (
 	ReasonSyncFailed        = "sync_failed"        // master: git or install failed
 	ReasonUnknownRef        = "unknown_ref"        // master: the ref is not in the module's repository
 	ReasonUnknownModule     = "unknown_module"     // master: no repository for the module
+	ReasonUnsafeModule      = "unsafe_module"      // master: the module's tree was refused (a link out of it, a reserved name)
 	ReasonTriggerFailed     = "trigger_failed"     // master: could not fire puppetrun
 	ReasonResourcesFailed   = "resources_failed"   // puppet applied the catalog; some resources failed
 	ReasonCompileError      = "compile_error"      // no catalog: the server could not compile it
