@@ -12,6 +12,7 @@
 # Env: SERFDEPLOY_VERSION upstream version to use instead (starts with a digit)
 #      SERFDEPLOY_DEB_REVISION Debian revision (default 1)
 #      SOURCE_DATE_EPOCH the build date to record (default now)
+#      SERFDEPLOY_MAINTAINER "Name <mail>" for the Maintainer field and changelog
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,4 +68,8 @@ say "man page and completions"
 "$dist/serfdeploy" completion zsh > "$dist/_serfdeploy"
 
 say "Debian package"
-go run ./build/package -dist "$dist" -root "$root" -version "$version-$revision"
+set --
+if [ -n "${SERFDEPLOY_MAINTAINER:-}" ]; then
+	set -- -maintainer "$SERFDEPLOY_MAINTAINER"
+fi
+go run ./build/package -dist "$dist" -root "$root" -version "$version-$revision" "$@"
