@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/serfdeploy/serfdeploy/internal/redact"
 	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
@@ -20,6 +21,14 @@ func (e exitError) Error() string { return "" }
 // explain turns any error into the exit code it stands for and the one
 // line the user reads. This is the only place that does so.
 func explain(err error) (int, string) {
+	code, msg := classify(err)
+	// Every message is the logging client's or serf's own, already clean;
+	// this second pass keeps a URL's password out of any line whatever
+	// code builds it in future.
+	return code, redact.Text(msg)
+}
+
+func classify(err error) (int, string) {
 	var (
 		exit  exitError
 		usage usageError

@@ -619,10 +619,15 @@ test('serfDeploy step: maxTargets, batch, canary, noop, dryRun, puppetTags, logU
     common(p, b, 'SUCCESS', 1, null)
     List argv = b.calls ? b.calls[0].argv : []
     [['--max-targets', '0'], ['--batch', '25%'], ['--canary', '2'], ['--puppet-tags', 'a,b'],
-     ['--log-url', 'http://loki:3100'], ['--id', 'rel-1'], ['--environment', 'staging']].each { f ->
+     ['--id', 'rel-1'], ['--environment', 'staging']].each { f ->
         if (!pair(argv, f[0], f[1])) {
             p << "no ${f[0]} ${f[1]}: ${argv}".toString()
         }
+    }
+    // logUrl reaches serfdeploy through the environment: a password in it
+    // must not be on the command line (console echo, ps).
+    if ('--log-url' in argv || (b.calls ? b.calls[0].env.SERFDEPLOY_LOG_URL : null) != 'http://loki:3100') {
+        p << "logUrl not passed as SERFDEPLOY_LOG_URL only: ${argv}".toString()
     }
     ['--noop', '--dry-run'].each { f ->
         if (!(f in argv)) {

@@ -147,9 +147,9 @@ def call(Map args = [:]) {
     if (puppetTags) {
         cmd += ['--puppet-tags', puppetTags]
     }
-    if (logUrl) {
-        cmd += ['--log-url', logUrl]
-    }
+    // The logging URL goes in the environment, not on the command line: a
+    // password in it would show in the console's echo and in `ps`.
+    List logEnv = logUrl ? ["SERFDEPLOY_LOG_URL=${logUrl}".toString()] : []
     String line = cmd.collect { shellQuote(it as String) }.join(' ')
 
     int code = -1
@@ -159,7 +159,9 @@ def call(Map args = [:]) {
             // Clear before every attempt: what gets published is this
             // attempt's report, never an earlier attempt's or build's.
             dir(out) { deleteDir() }
-            code = sh(returnStatus: true, script: line)
+            withEnv(logEnv) {
+                code = sh(returnStatus: true, script: line)
+            }
             if (code != 5 || attempt > retries) {
                 break
             }
