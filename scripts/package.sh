@@ -44,6 +44,8 @@ if [ -z "$version" ]; then
 		;;
 	esac
 fi
+# A pre-release tag (v2.0.0-rc1) sorts before its release in Debian with "~".
+version=$(printf '%s' "$version" | tr -- - '~')
 case $version in
 [0-9]*) ;;
 *) say "version \"$version\" must start with a digit (Debian's rule)"; exit 2 ;;
