@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -38,7 +40,7 @@ func installCommand(env *cliEnv) *cli.Command {
 			"Exit 0 done, 2 bad input (nothing written), 5 a file could not be read or written.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: "/", Usage: "install under this directory instead of / (for tests; every path written is under it)"},
-			&cli.StringFlag{Name: "binary", Usage: "the serfdeploy binary serf runs as its handler (default ROOT/usr/local/bin/serfdeploy)"},
+			&cli.StringFlag{Name: "binary", Usage: "the serfdeploy binary serf runs as its handler (default: this binary, e.g. /usr/bin/serfdeploy from the package; with --root, ROOT/usr/local/bin/serfdeploy)"},
 			&cli.StringFlag{Name: "role", Usage: "master or agent (a first install: agent)"},
 			&cli.StringFlag{Name: "node-name", Usage: "serf node name (a first install: the host's full name)"},
 			&cli.GenericFlag{Name: "tag", Value: &tags, Usage: "serf tag key=value to set, repeatable (the value is taken whole)"},
@@ -55,9 +57,15 @@ func installCommand(env *cliEnv) *cli.Command {
 			&cli.BoolFlag{Name: "systemd", Usage: "also write the systemd drop-in for Debian's serf unit (and daemon-reload when systemd runs)"},
 		},
 		Action: action(func(c *cli.Context) error {
+			binary := c.String("binary")
+			if binary == "" && (c.String("root") == "" || c.String("root") == "/") {
+				// The binary that is installing is the one to register:
+				// /usr/bin from the package, /usr/local/bin from install.sh.
+				binary = runningBinary()
+			}
 			o := nodesetup.Options{
 				Root:       c.String("root"),
-				Binary:     c.String("binary"),
+				Binary:     binary,
 				Role:       c.String("role"),
 				NodeName:   c.String("node-name"),
 				RemoveTags: removeTags,
@@ -120,4 +128,17 @@ func keyValues(flag string, vals []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// runningBinary is this program's resolved path, or "" (the install's
+// default) when it cannot be told.
+func runningBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		return resolved
+	}
+	return exe
 }
