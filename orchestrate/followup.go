@@ -265,7 +265,7 @@ func (w *watch) askJoined(ctx context.Context) error {
 	}
 	var joined []string
 	for _, m := range members {
-		if _, isTarget := w.targets[m.Name]; isTarget {
+		if _, isTarget := w.targets[m.Name]; isTarget || w.otherBatches[m.Name] {
 			continue
 		}
 		if _, isMaster := w.masters[m.Name]; isMaster && w.opts.Filter.Empty() {

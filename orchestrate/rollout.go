@@ -116,6 +116,12 @@ func rollout(ctx context.Context, rpc RPC, opts Options, kind string, targets, m
 		opts.Observer.note(fmt.Sprintf("%s %s: batch %d of %d: %s", kind, opts.ID, i+1, len(plan), strings.Join(names(batch), " ")))
 		bw := newWatch(rpc, &opts, kind, batch, nil)
 		bw.batch = true
+		bw.otherBatches = map[string]bool{}
+		for _, m := range targets {
+			if _, inBatch := bw.targets[m.Name]; !inBatch {
+				bw.otherBatches[m.Name] = true
+			}
+		}
 		bw.res.Started = started // one --timeout for the whole rollout
 		for name, m := range synced {
 			// The masters' commits tell stale runs; for this batch the

@@ -46,8 +46,10 @@ type watch struct {
 	// id that never answered: it cannot check the deploy's target count.
 	silent []string
 	// batch: this watch follows one batch of a rollout, which accounts for
-	// the other targets itself.
+	// the other targets itself; otherBatches names them: they answer for
+	// the deploy too, and are not late joiners of this batch.
 	batch         bool
+	otherBatches  map[string]bool
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
 	resends       resends
@@ -356,7 +358,7 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 	}
 	t, ok := w.targets[r.From]
 	if !ok {
-		if st.Phase == protocol.PhaseSkipped {
+		if st.Phase == protocol.PhaseSkipped || w.otherBatches[r.From] {
 			return nil
 		}
 		// The master's trigger reached a node the CLI did not list (it
