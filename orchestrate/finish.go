@@ -158,7 +158,10 @@ func applyRecord(n *NodeResult, rec protocol.RunRecord) {
 func outcome(res *Result) string {
 	c := res.Counts()
 	var parts []string
-	for _, s := range []string{StateFinished, StateFailed, StateBusy, StateDisabled, StateLost, StateTimeout, StateMissed, StateSkipped} {
+	// Every state a node can end in is named: a count that leaves one out
+	// (stale runs were) reads as if those nodes were fine.
+	for _, s := range []string{StateFinished, StateFailed, StateStale, StateBusy, StateDisabled, StateLost, StateTimeout,
+		StateMissed, StateInterrupted, StateWaiting, StatePending, StateRunning, StateSkipped} {
 		if c[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
 		}
@@ -169,6 +172,9 @@ func outcome(res *Result) string {
 		ExitIncomplete: "not every target finished",
 		ExitPending:    "changes pending (noop: nothing was changed)",
 	}[res.ExitCode]
+	if res.ExitCode == ExitOK && c[StateFinished] == 0 && c[StateSkipped] > 0 {
+		what = "no target ran: every one was skipped"
+	}
 	if p := pendingNodes(res.Nodes); p > 0 {
 		parts = append(parts, fmt.Sprintf("%d with pending changes", p))
 	}

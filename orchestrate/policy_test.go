@@ -3,6 +3,7 @@ package orchestrate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,29 @@ func TestJoinerNotYetListedIsNotLost(t *testing.T) {
 	states := nodeStates(res)
 	if res.ExitCode != ExitOK || states["qa3"] != StateFinished {
 		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
+	}
+}
+
+// TestOutcomeNamesEveryState: the outcome line (the Jenkins build
+// description) counts every node: stale runs were left out ("2 finished"
+// for three targets), and a deploy where every target was skipped said
+// every target finished.
+func TestOutcomeNamesEveryState(t *testing.T) {
+	for _, c := range []struct {
+		states []string
+		want   string
+	}{
+		{[]string{StateFinished, StateFinished, StateStale}, "2 finished, 1 stale: a puppet run failed or did not happen (exit 1)"},
+		{[]string{StateFinished, StateInterrupted}, "1 finished, 1 interrupted: not every target finished (exit 4)"},
+		{[]string{StateSkipped, StateSkipped}, "2 skipped: no target ran: every one was skipped (exit 0)"},
+	} {
+		res := &Result{}
+		for i, s := range c.states {
+			res.Nodes = append(res.Nodes, NodeResult{Node: fmt.Sprint("n", i), State: s})
+		}
+		res.ExitCode = decideExit(res.Nodes)
+		if got := outcome(res); got != c.want {
+			t.Errorf("%v: %q, want %q", c.states, got, c.want)
+		}
 	}
 }
