@@ -670,3 +670,37 @@ type checkerFunc func(context.Context) error
 func (c checkerFunc) Records(ctx context.Context, _ string, _, _ time.Time) ([]protocol.RunRecord, error) {
 	return nil, c(ctx)
 }
+
+// TestStatusWithIDOfTheWholeCluster: `status --id ID` with no filter asks
+// nodes that were no targets of the deploy; they have no record of it and
+// say nothing of how it went. A wholly successful deploy exited 4.
+func TestStatusWithIDOfTheWholeCluster(t *testing.T) {
+	f := cluster(func(string) protocol.Status {
+		st := finishedOK("")
+		st.Targets = 2
+		return st
+	})
+	f.polls = 5 // the qa agents answer finished
+	inner := f.answer
+	f.answer = func(n, q string, p []byte) []byte {
+		if n == "prod1" {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown})
+		}
+		return inner(n, q, p)
+	}
+	rep, err := Status(context.Background(), f, serfrpc.Filter{}, "d19", time.Second)
+	if err != nil || rep.ExitCode != ExitOK {
+		t.Fatalf("every target finished: exit %+v, %v", rep, err)
+	}
+	// A target without its record: the count the records carry tells.
+	f.answer = func(n, q string, p []byte) []byte {
+		if n == "prod1" || n == "qa2" {
+			return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown})
+		}
+		return inner(n, q, p)
+	}
+	rep, err = Status(context.Background(), f, serfrpc.Filter{}, "d19", time.Second)
+	if err != nil || rep.ExitCode != ExitIncomplete || !strings.Contains(rep.Note, "listed 2 target(s) and only 1") {
+		t.Fatalf("a target without a record: %+v, %v", rep, err)
+	}
+}

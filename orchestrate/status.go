@@ -25,6 +25,9 @@ type StatusReport struct {
 	Filter   string       `json:"filter"`
 	Nodes    []NodeStatus `json:"nodes"`
 	ExitCode int          `json:"exit_code"`
+	// Note says why the exit code is not what the nodes' states alone
+	// give (with --id: fewer records than the deploy's targets).
+	Note string `json:"note,omitempty"`
 }
 
 // Status asks the matching alive nodes for their puppet state: with an id,
@@ -46,6 +49,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 	rep := &StatusReport{ID: id, Filter: f.String()}
 	var states []NodeResult
 	silent := false
+	records, targets := 0, 0
 	for _, m := range members {
 		ns := NodeStatus{Node: m.Name, SerfStatus: m.Status}
 		raw, ok := answers[m.Name]
@@ -61,13 +65,19 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 				break
 			}
 			ns.Answered, ns.Status = true, &st
-			if id != "" {
+			if id != "" && hasRecord(&st) {
+				// A node with no record of the id was no target of it:
+				// it says nothing about how the deploy went.
 				states = append(states, NodeResult{Node: m.Name, State: stateForStatus(&st)})
+				targets = max(targets, st.Targets)
+				if st.Phase != protocol.PhaseUnknown && st.Phase != "" {
+					records++
+				}
 			}
 		}
 		rep.Nodes = append(rep.Nodes, ns)
 	}
-	if id != "" && len(states) > 0 && nobodyKnows(rep.Nodes) {
+	if id != "" && anyAnswered(rep.Nodes) && nobodyKnows(rep.Nodes) {
 		return nil, Errorf(ExitNoTargets, "no matching node has a record of deploy %s; check the id (`serfdeploy report %s` reads past deploys from the logging service)", id, id)
 	}
 	switch code := decideExit(states); {
@@ -76,7 +86,19 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 	case silent || code == ExitIncomplete:
 		rep.ExitCode = ExitIncomplete
 	}
+	if id != "" && f.Empty() && records < targets && rep.ExitCode == ExitOK {
+		// Asked of the whole cluster: every target of the deploy should
+		// have a record of it.
+		rep.ExitCode = ExitIncomplete
+		rep.Note = fmt.Sprintf("the deploy listed %d target(s) and only %d node(s) have a record of it", targets, records)
+	}
 	return rep, nil
+}
+
+// hasRecord reports whether a node's answer for an id shows a record of
+// it: a run, or a master's code sync.
+func hasRecord(st *protocol.Status) bool {
+	return (st.Phase != protocol.PhaseUnknown && st.Phase != "") || (st.Sync != "" && st.Sync != protocol.PhaseUnknown)
 }
 
 // CheckStatus validates status's input before anything is connected to.
@@ -108,9 +130,18 @@ func stateForStatus(st *protocol.Status) string {
 	return StateRunning
 }
 
+func anyAnswered(nodes []NodeStatus) bool {
+	for _, n := range nodes {
+		if n.Answered {
+			return true
+		}
+	}
+	return false
+}
+
 func nobodyKnows(nodes []NodeStatus) bool {
 	for _, n := range nodes {
-		if n.Status != nil && (n.Status.Phase != protocol.PhaseUnknown || (n.Status.Sync != "" && n.Status.Sync != protocol.PhaseUnknown)) {
+		if n.Status != nil && hasRecord(n.Status) {
 			return false
 		}
 	}

@@ -115,5 +115,11 @@ func printStatus(env *cliEnv, rep *orchestrate.StatusReport) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Node, st.Role, state, last, result, exit, age, code, detail)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rep.Note != "" {
+		fmt.Fprintf(env.io.ErrOut, "serfdeploy: %s (exit %d)\n", rep.Note, rep.ExitCode)
+	}
+	return nil
 }
