@@ -29,6 +29,10 @@ func BuildBinary(dir string) (string, error) {
 	bin := filepath.Join(dir, "serfdeploy")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/serfdeploy")
 	cmd.Dir = root()
+	// Static, as scripts/package.sh builds the release: a dynamically
+	// linked binary pays the loader on every start (about 0.9 ms of CPU
+	// of a handler's 3 on this machine).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
