@@ -112,6 +112,11 @@ func TestDeployToQA(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "sync triggered") {
 		t.Fatalf("status of the master: %s", r)
 	}
+	// The whole cluster: agent-03 (prod) was no target and has no record;
+	// a deploy that went well is exit 0 (it was 4).
+	if r = f.CLI(nil, "status", "--id", res.ID); r.Code != 0 {
+		t.Fatalf("status --id of the whole cluster: %s", r)
+	}
 }
 
 // failOn is module code that fails on one node only.
