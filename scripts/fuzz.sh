@@ -6,10 +6,14 @@
 # number of targets times FUZZTIME.
 #
 # Usage: scripts/fuzz.sh [REGEXP]   only the targets whose name matches
+#                                   (an awk ERE, e.g. '^FuzzHandle')
 # Env:   FUZZTIME      per target, as go test -fuzztime takes it (default 60s)
 #        FUZZPARALLEL  fuzzing workers per target (default 1: one core)
 #        FUZZLOG       directory for each target's full output (default a
 #                      new temporary directory, printed at the end)
+#        FUZZFLAGS     more go test flags, e.g. "-fuzzminimizetime 5s": with
+#                      one worker, fuzzing pauses while Go minimizes each new
+#                      interesting input (up to 60s by default)
 #
 # A failing input is written by Go to <package>/testdata/fuzz/<Target>/;
 # keep it, and it runs with every plain `go test` after the fix.
@@ -29,7 +33,7 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 	sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file" | while read -r name; do
 		echo "$pkg $name"
 	done
-done | grep -E " ($pattern)" >"$targets" || true
+done | awk -v re="$pattern" '$2 ~ re' >"$targets"
 if [ ! -s "$targets" ]; then
 	echo "fuzz.sh: no fuzz target matches $pattern" >&2
 	exit 2
@@ -38,8 +42,9 @@ fi
 failed=0
 printf '%-12s %-40s %-6s %14s %16s\n' PACKAGE TARGET RESULT EXECS "NEW INTERESTING"
 while read -r pkg name; do
-	out=$logdir/$(echo "$pkg" | tr '/.' '__')_$name.log
-	if go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -parallel "$parallel" "$pkg/" >"$out" 2>&1; then
+	out=$logdir/$(echo "${pkg#./}" | tr '/' '_')_$name.log
+	# shellcheck disable=SC2086 # FUZZFLAGS is a list of words
+	if go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -parallel "$parallel" ${FUZZFLAGS:-} "$pkg/" >"$out" 2>&1; then
 		result=ok
 	else
 		result=FAIL
