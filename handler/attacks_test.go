@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
@@ -353,5 +354,21 @@ func TestReadOnlyStateDiskIsAnswered(t *testing.T) {
 	m := nodeAt(t, RoleMaster, state, nil)
 	if st := askStatus(t, m, `{"id":"ro-1"}`); st.Sync != protocol.PhaseFailed || !strings.Contains(st.SyncMsg, "read-only file system") {
 		t.Fatalf("master's status on a read-only disk: %+v", st)
+	}
+}
+
+// The test rigs' stand-in for a Puppet run in progress is one that Puppet
+// 7, and so the handler, take for one (a lock naming sleep is not).
+func TestHoldRunLockIsARunInProgress(t *testing.T) {
+	pn := puppettest.NewNode(t, "agent-01")
+	release, err := pn.HoldRunLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	a := nodeAt(t, RoleAgent, filepath.Join(t.TempDir(), "state"), nil)
+	a.cfg.Puppet.StateDir = pn.StateDir()
+	if ans := ask(t, a, `{"id":"held-1"}`); ans.Result != protocol.RunBusy {
+		t.Fatalf("with puppettest's run lock held: %+v", ans)
 	}
 }
