@@ -15,9 +15,9 @@ import (
 // startFlags are deploy's and run's: what to start, and how safely.
 func startFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG when set, else a generated time-sortable id)"},
+		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG, when set, plus a random suffix, e.g. jenkins-release-42-k3f9; else a generated time-sortable id; printed first on stderr)"},
 		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: for deploy, each node's configured one; for run, the one Puppet itself uses, from puppet.conf)"},
-		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match"},
+		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match; 0 means no limit"},
 		&cli.StringFlag{Name: "batch", Usage: "start the runs in batches of N or N% of the targets, each watched to the end before the next"},
 		&cli.IntFlag{Name: "canary", Usage: "a first batch of N targets, then the rest (in --batch batches)"},
 		&cli.StringFlag{Name: "max-failures", Usage: "with batches: how many targets (N or N%) may fail before no further batch starts (default 0); the targets not started are reported skipped"},
@@ -62,7 +62,7 @@ func runCommand(env *cliEnv) *cli.Command {
 			"filter, every node but the masters) and watches the runs like deploy does. Nodes already\n"+
 			"running Puppet answer busy.",
 		append(startFlags(),
-			&cli.StringFlag{Name: "expect-version", Usage: "fail (stale, exit 1) a node whose applied code differs: module=commit as `status` shows it, or Puppet's config_version"},
+			&cli.StringFlag{Name: "expect-version", Usage: "fail (stale, exit 1) a node whose applied code differs: module=commit as the status command shows it, or Puppet's config_version"},
 		)...,
 	)
 }
@@ -119,7 +119,14 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	}
 	reports, reportErr := checkReports(c)
 	if id == "" {
-		opts.ID = defaultID(e.getenv, time.Now())
+		request := ""
+		if kind == "deploy" {
+			request = deployRequest(opts.Module, opts.Ref, opts.Environment, c.StringSlice("tag"), c.StringSlice("node"))
+		}
+		opts.ID = defaultID(e.getenv, time.Now(), request)
+		// An id derived from the build and the request may have been
+		// used by this same deploy before: checked like a given one.
+		opts.IDGiven = request != "" && e.getenv("BUILD_TAG") != ""
 	} else if err := protocol.ValidID(id); err != nil {
 		// Not an id: never echoed whole, and no id line.
 		return e.ended(c, kind, opts, reports, usageError{err})
@@ -249,7 +256,7 @@ func checkDurations(c *cli.Context, names ...string) error {
 // would be sent.
 func (e *cliEnv) printPlan(c *cli.Context, p *orchestrate.Plan) error {
 	if jsonOutput(c) {
-		return render.JSON(e.io.Out, p)
+		return render.JSON(e.io.Out, planJSONDoc{planSchema, p})
 	}
 	out := e.io.Out
 	fmt.Fprintf(out, "dry run of %s %s: nothing was sent\n", p.Kind, p.ID)

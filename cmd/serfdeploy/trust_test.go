@@ -66,6 +66,18 @@ func TestTwoDeploysInOneBuild(t *testing.T) {
 	if run.Code != 0 || decodeResult(t, run).ID == b.ID {
 		t.Fatalf("run after deploy: %s", run)
 	}
+	// The same deploy started again in the same build (a Jenkins rebuild
+	// after an abort) gets the same id and follows the runs made, instead
+	// of queueing a second Puppet run on every node.
+	again := f.CLI(build, deployArgs("--ref", "v2", "--tag", "segment=qa", "--format", "json")...)
+	if again.Code != 0 || decodeResult(t, again).ID != b.ID || !strings.Contains(again.Stderr, "already have a record of "+b.ID) {
+		t.Fatalf("the same deploy again in the build: %s", again)
+	}
+	for _, n := range []string{"agent-01", "agent-02"} {
+		if ids := runRecords(t, f, n); len(ids) != 3 {
+			t.Fatalf("%s ran %v: the repeated deploy must not run again", n, ids)
+		}
+	}
 }
 
 // TestReusedIDIsRefusedOrFollowed: `--id` already used for motd at v1 is
