@@ -29,20 +29,28 @@ func reportCommand(env *cliEnv) *cli.Command {
 				return err
 			}
 			reports, err := checkReports(c)
+			// From here on every end writes the reports asked for and, with
+			// --format json, a document: a job archives them whatever
+			// happened (an unknown id, exit 3, wrote none).
+			ended := func(err error) error {
+				return env.ended(c, "deploy", orchestrate.Options{ID: c.Args().First()}, reports, err)
+			}
 			if err != nil {
-				return err
+				return ended(err)
 			}
 			logs, err := logClient(c)
 			if err != nil {
-				return err
+				return ended(err)
 			}
 			if logs == nil {
-				return usageErrorf("report reads the logging service: set --log-url or SERFDEPLOY_LOG_URL")
+				return ended(usageErrorf("report reads the logging service: set --log-url or SERFDEPLOY_LOG_URL"))
 			}
 			res, err := orchestrate.Report(c.Context, logs, c.Args().First(), time.Now().Add(-c.Duration("since")))
 			if err != nil {
-				return err
+				return ended(err)
 			}
+			// The same document as deploy's result: it says so.
+			res.SchemaVersion = orchestrate.ResultSchema
 			if err := env.writeResult(c, res, reports); err != nil {
 				return err
 			}
