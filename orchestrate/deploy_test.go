@@ -704,3 +704,24 @@ func TestStatusWithIDOfTheWholeCluster(t *testing.T) {
 		t.Fatalf("a target without a record: %+v, %v", rep, err)
 	}
 }
+
+// TestTimeoutHintsAtAMissingHandler: a target that never answered any
+// query is most often a node whose serf runs no serfdeploy handler: the
+// timeout says where to look. A graceful leave is not called a failure.
+func TestTimeoutHintsAtAMissingHandler(t *testing.T) {
+	f := cluster(finishedOK)
+	f.override(func(n, _ string) ([]byte, bool) { return nil, n == "qa1" })
+	opts := qaOptions("no-handler")
+	opts.Timeout = 300 * time.Millisecond
+	opts.PollInterval = 20 * time.Millisecond
+	res, err := Deploy(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Nodes[0].State != StateTimeout || !strings.Contains(res.Nodes[0].Message, "serfdeploy handle") {
+		t.Fatalf("qa1 %+v", res.Nodes[0])
+	}
+	if got := lostDetail(serfrpc.StatusLeft, time.Minute); strings.Contains(got, "failed") || !strings.Contains(got, "left") {
+		t.Fatalf("a graceful leave: %q", got)
+	}
+}

@@ -314,9 +314,21 @@ func (w *watch) mayReturn(name, serfStatus string) bool {
 }
 
 // lose marks a node serf reports failed or gone.
+// lostDetail says, in the user's words, what serf's status of a node that
+// went away means: a graceful leave is not a failure.
+func lostDetail(serfStatus string, grace time.Duration) string {
+	switch serfStatus {
+	case serfrpc.StatusLeft, serfrpc.StatusLeaving:
+		return fmt.Sprintf("its serf agent left the cluster (serf leave, a shutdown) before its run finished and was not back within %s; the run may have ended: see `serfdeploy status` once it is back", grace)
+	case serfrpc.StatusFailed:
+		return "serf's failure detection reports the node unreachable (failed) before its run finished"
+	}
+	return "serf reports the node " + serfStatus + " before its run finished"
+}
+
 func (w *watch) lose(name, serfStatus string) error {
 	if t, ok := w.targets[name]; ok && !Final(t.State) {
-		w.set(t, StateLost, "", "serf reports the node "+serfStatus+" before its run finished")
+		w.set(t, StateLost, "", lostDetail(serfStatus, w.opts.LeaveGrace))
 	}
 	if m, ok := w.masters[name]; ok && !m.done() {
 		m.Phase = StateLost
@@ -498,8 +510,14 @@ func (w *watch) giveUp(state, message string) {
 			continue
 		}
 		seen := "last seen " + t.State
-		if !w.heard[name] {
-			seen = "it never answered for this deploy"
+		switch {
+		case w.heard[name]:
+		case w.answeredAt[name].IsZero():
+			// Not one answer to any query: most often serf runs no
+			// serfdeploy handler there.
+			seen = "it never answered a puppet-status query: is `serfdeploy handle` its serf event handler? (`serf info` on it lists the handlers)"
+		default:
+			seen = "it answered, but never had a record of this deploy: the run request did not reach it"
 		}
 		w.set(t, state, "", fmt.Sprintf("%s (%s)", message, seen))
 	}
