@@ -314,6 +314,10 @@ func (w *watch) mayReturn(name, serfStatus string) bool {
 }
 
 // lose marks a node serf reports failed or gone.
+// noAnswerHint: a node that answered no query at all most often runs no
+// serfdeploy handler.
+const noAnswerHint = "it never answered a puppet-status query: is `serfdeploy handle` its serf event handler? (`serf info` on it lists the handlers)"
+
 // lostDetail says, in the user's words, what serf's status of a node that
 // went away means: a graceful leave is not a failure.
 func lostDetail(serfStatus string, grace time.Duration) string {
@@ -481,7 +485,11 @@ func (w *watch) checkMissed() {
 	}
 	for _, name := range w.order {
 		if t := w.targets[name]; t.State == StateWaiting {
-			w.set(t, StateMissed, "", fmt.Sprintf("no run for %s was started on this node %s after the trigger", w.opts.ID, w.opts.MissedAfter))
+			msg := fmt.Sprintf("no run for %s was started on this node %s after the trigger", w.opts.ID, w.opts.MissedAfter)
+			if w.answeredAt[name].IsZero() {
+				msg += "; " + noAnswerHint
+			}
+			w.set(t, StateMissed, "", msg)
 		}
 	}
 }
@@ -515,7 +523,7 @@ func (w *watch) giveUp(state, message string) {
 		case w.answeredAt[name].IsZero():
 			// Not one answer to any query: most often serf runs no
 			// serfdeploy handler there.
-			seen = "it never answered a puppet-status query: is `serfdeploy handle` its serf event handler? (`serf info` on it lists the handlers)"
+			seen = noAnswerHint
 		default:
 			seen = "it answered, but never had a record of this deploy: the run request did not reach it"
 		}
