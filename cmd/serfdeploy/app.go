@@ -14,29 +14,6 @@ import (
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
-// exitCodesHelp is the exit-code table shown by --help; README.md has the
-// same table. CI jobs gate on these numbers.
-const exitCodesHelp = `EXIT CODES:
-   0  every target finished without failures (with or without changes)
-   1  a puppet run failed on at least one node, or a target was disabled or
-      busy with another run and did not apply the release, or applied
-      another deploy's code (stale)
-   2  usage or bad input (unknown flag, malformed --tag, oversize event, an
-      unwritable report path, an --id used for another request, a git ref
-      or module the master's repository does not have, more targets than
-      --max-targets)
-   3  nothing matched: no alive node matched the filters (report, watch: no
-      record of that deploy id)
-   4  incomplete: timed out, interrupted, a node was lost or never got the
-      run, or a master reached more nodes than answered (and no run failed)
-   5  infrastructure: serf agent unreachable, gone or auth key refused, no
-      master, code sync failed, logging service unreachable or refusing
-      credentials
-   6  --noop: every target finished without failures and at least one has
-      pending changes (drift); 0 with --noop means no node would change
-   Worth an automatic retry: 5, when the --result-file says "fired": false.
-   Not worth one: 1, 2, 3.`
-
 // cliEnv is what every command needs from the process.
 type cliEnv struct {
 	io     *iostreams.IOStreams
@@ -85,11 +62,11 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 		Description: "serfdeploy talks to the local serf agent over its RPC. `deploy` ships a module at a git ref\n" +
 			"to the Puppet masters and watches the Puppet runs it triggers to the end; `run` starts an\n" +
 			"ad-hoc Puppet run; `status` shows each node's Puppet state; `report` reads a past deploy\n" +
-			"back from the logging service.\n\n" + exitCodesHelp,
+			"back from the logging service. Each command's --help lists its own exit codes.\n\n" + exitCodesText(""),
 		Version:              versionString(), // --version, -v and --help's VERSION
 		Writer:               env.io.Out,
 		ErrWriter:            env.io.ErrOut,
-		HideHelpCommand:      true,
+		HideHelpCommand:      false, // `serfdeploy help deploy` is `serfdeploy deploy --help`
 		EnableBashCompletion: false,
 		// Errors are printed and turned into exit codes in one place, run().
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -115,8 +92,9 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
-		if c.Description != "" && !c.Hidden {
-			c.Description += "\n\n" + exitCodesHelp
+		// Each command shows its own codes (exitcodes.go), not deploy's.
+		if codes := exitCodesText(c.Name); codes != "" && !c.Hidden {
+			c.Description += "\n\n" + codes
 		}
 	}
 	return app

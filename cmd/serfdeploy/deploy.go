@@ -15,7 +15,7 @@ import (
 // startFlags are deploy's and run's: what to start, and how safely.
 func startFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "id", Usage: "deploy id (default: Jenkins' BUILD_TAG, when set, plus a random suffix, e.g. jenkins-release-42-k3f9; else a generated time-sortable id; printed first on stderr)"},
+		&cli.StringFlag{Name: "id", Usage: "deploy id (default with Jenkins' BUILD_TAG: BUILD_TAG plus a suffix, never BUILD_TAG alone: for deploy a hash of the request, the same when the same deploy is started again in the build; for run a random one. Without BUILD_TAG: a time-sortable id. Printed first on stderr)"},
 		&cli.StringFlag{Name: "environment", Usage: "Puppet environment (default: for deploy, each node's configured one; for run, the one Puppet itself uses, from puppet.conf)"},
 		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match; 0 means no limit"},
 		&cli.StringFlag{Name: "batch", Usage: "start the runs in batches of N or N% of the targets, each watched to the end before the next"},

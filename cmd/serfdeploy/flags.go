@@ -28,7 +28,7 @@ func rpcFlags() []cli.Flag {
 func outputFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "format", Value: formatText, Usage: "output format: text or json (json: one document on stdout, nothing else)"},
-		&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour: auto (only on a terminal, off when NO_COLOR is set), always or never"},
+		&cli.StringFlag{Name: "color", Value: "auto", Usage: "colour: auto (only on a terminal; NO_COLOR, CLICOLOR=0 or TERM=dumb turn it off, CLICOLOR_FORCE on without a terminal), always or never"},
 	}
 }
 

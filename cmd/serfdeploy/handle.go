@@ -29,6 +29,11 @@ func handleCommand(env *cliEnv) *cli.Command {
 			"scripts/handler-router.sh.",
 		Flags: []cli.Flag{configFlag()},
 		Action: action(func(c *cli.Context) error {
+			// A person running it by hand made a usage error (exit 2),
+			// whatever the config says: tell them so before reading it.
+			if env.getenv("SERF_EVENT") == "" {
+				return usageError{handler.ErrNotSerf}
+			}
 			node, err := loadNode(c, env)
 			if err != nil {
 				return err

@@ -32,13 +32,15 @@ func manCommand(env *cliEnv) *cli.Command {
 // manPage renders urfave/cli's markdown as a section 1 page. It is
 // App.ToManWithSection with two changes: the title names the release
 // (man shows it in the footer), and the exit-code table is a literal block,
-// which troff would otherwise refill into one ragged paragraph.
+// which troff would otherwise refill into one ragged paragraph (every
+// command's own table, too).
 func manPage(markdown, release string) []byte {
 	if release == "" {
 		release = "dev"
 	}
-	table := "\n    " + strings.ReplaceAll(exitCodesHelp, "\n", "\n    ") + "\n"
-	markdown = strings.Replace(markdown, exitCodesHelp, table, 1)
+	for _, t := range exitCodeTables() {
+		markdown = strings.ReplaceAll(markdown, t, "\n    "+strings.ReplaceAll(t, "\n", "\n    ")+"\n")
+	}
 	title := fmt.Sprintf("%% serfdeploy 1 \"\" \"serfdeploy %s\" \"User Commands\"\n\n", release)
 	return md2man.Render([]byte(title + markdown))
 }
