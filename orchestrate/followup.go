@@ -20,6 +20,7 @@ func NewResult(kind string, opts Options) *Result {
 		SchemaVersion: ResultSchema,
 		ID:            opts.ID, Kind: kind, Module: opts.Module, Ref: opts.Ref, Environment: opts.Environment,
 		Filter: describe(opts.Filter), Build: opts.Build, Started: time.Now(), Noop: opts.Puppet.Noop,
+		Nodes: []NodeResult{}, // "nodes": [], never null, when it ends before any node is listed
 	}
 }
 

@@ -56,7 +56,7 @@ func lockCommand(env *cliEnv, disable bool, usage, description string, own ...cl
 					return err
 				}
 				if jsonOutput(c) {
-					err = render.JSON(env.io.Out, rep)
+					err = render.JSON(env.io.Out, lockJSONDoc{lockSchema, rep})
 				} else {
 					tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
 					fmt.Fprintln(tw, "NODE\tRESULT\tDETAIL")

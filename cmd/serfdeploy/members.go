@@ -38,7 +38,7 @@ func membersCommand(env *cliEnv) *cli.Command {
 					if members == nil {
 						members = []serfrpc.Member{}
 					}
-					return render.JSON(env.io.Out, members)
+					return render.JSON(env.io.Out, membersJSONDoc{membersSchema, members})
 				}
 				tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tTAGS")

@@ -29,11 +29,14 @@ func membersJSON(t *testing.T, r fleet.Result) []member {
 	if r.Code != 0 {
 		t.Fatalf("members failed: %s", r)
 	}
-	var ms []member
-	if err := json.Unmarshal([]byte(r.Stdout), &ms); err != nil {
+	var doc struct {
+		SchemaVersion int      `json:"schema_version"`
+		Members       []member `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc.SchemaVersion != membersSchema {
 		t.Fatalf("members JSON does not parse: %v\n%s", err, r.Stdout)
 	}
-	return ms
+	return doc.Members
 }
 
 func names(ms []member) string {

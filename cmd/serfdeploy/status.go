@@ -38,7 +38,7 @@ func statusCommand(env *cliEnv) *cli.Command {
 					return err
 				}
 				if jsonOutput(c) {
-					err = render.JSON(env.io.Out, rep)
+					err = render.JSON(env.io.Out, statusJSONDoc{statusSchema, rep})
 				} else {
 					err = printStatus(env, rep)
 				}
