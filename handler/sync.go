@@ -161,7 +161,7 @@ func (n *Node) trigger(ctx context.Context, d *protocol.Deploy) (summary string,
 	counts := map[string]int{}
 	for _, r := range res.Responses {
 		var a protocol.RunAnswer
-		if err := json.Unmarshal(r.Payload, &a); err != nil {
+		if err := protocol.DecodeAnswerFrom(r.Payload, r.From, &a); err != nil {
 			counts["garbled"]++
 			continue
 		}

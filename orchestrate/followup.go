@@ -226,7 +226,7 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 		Timeout: opts.QueryTimeout, Expect: names(alive), Patience: idCheckPatience,
 		OnResponse: func(r serfrpc.Response) {
 			var st protocol.Status
-			if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 {
+			if protocol.DecodeAnswerFrom(r.Payload, r.From, &st) != nil {
 				return
 			}
 			if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {

@@ -53,7 +53,7 @@ func SetPuppetLock(ctx context.Context, rpc RPC, f serfrpc.Filter, disable bool,
 		n := LockNode{Node: m.Name, Result: "no answer", Message: fmt.Sprintf("no answer within %s", timeout)}
 		var a protocol.LockAnswer
 		if raw, ok := answers[m.Name]; ok {
-			if json.Unmarshal(raw, &a) != nil || a.V == 0 || a.Node != m.Name || a.Result == "" {
+			if protocol.DecodeAnswerFrom(raw, m.Name, &a) != nil || a.Result == "" {
 				n.Result, n.Message = protocol.LockError, fmt.Sprintf("unreadable answer: %q", protocol.Truncate(string(raw), 120))
 			} else {
 				n.Result, n.Message = a.Result, protocol.OneLine(a.Message, 300)

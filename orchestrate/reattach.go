@@ -105,7 +105,7 @@ func findRecords(ctx context.Context, rpc RPC, opts *Options, alive []string, is
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: opts.ID})
 	take := func(r serfrpc.Response) {
 		var st protocol.Status
-		if json.Unmarshal(r.Payload, &st) != nil || st.V == 0 || st.Node != r.From {
+		if protocol.DecodeAnswerFrom(r.Payload, r.From, &st) != nil {
 			return
 		}
 		hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped

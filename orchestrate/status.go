@@ -59,7 +59,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 			silent = true
 		default:
 			var st protocol.Status
-			if err := json.Unmarshal(raw, &st); err != nil || st.V == 0 || st.Node != m.Name {
+			if err := protocol.DecodeAnswerFrom(raw, m.Name, &st); err != nil {
 				ns.Problem = fmt.Sprintf("unreadable answer: %q", protocol.Truncate(string(raw), 120))
 				silent = true
 				break

@@ -347,7 +347,7 @@ func (w *watch) lose(name, serfStatus string) error {
 // statusAnswer applies one puppet-status answer.
 func (w *watch) statusAnswer(r serfrpc.Response) error {
 	var st protocol.Status
-	if err := json.Unmarshal(r.Payload, &st); err != nil || st.V == 0 || st.Node != r.From {
+	if err := protocol.DecodeAnswerFrom(r.Payload, r.From, &st); err != nil {
 		w.garbled[r.From]++
 		detail := fmt.Sprintf("unreadable puppet-status answer: %q", protocol.Truncate(string(r.Payload), 120))
 		if t, ok := w.targets[r.From]; ok && w.garbled[r.From] >= maxGarbled && !Final(t.State) {
@@ -452,7 +452,7 @@ func (w *watch) runAnswer(r serfrpc.Response) {
 		return
 	}
 	var a protocol.RunAnswer
-	if err := json.Unmarshal(r.Payload, &a); err != nil {
+	if err := protocol.DecodeAnswerFrom(r.Payload, r.From, &a); err != nil {
 		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "garbled", Detail: "unreadable puppetrun answer"})
 		return
 	}
