@@ -113,12 +113,6 @@ func (f *fakeRPC) Query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryRes
 	return res, ctx.Err()
 }
 
-func (f *fakeRPC) statusQueries() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.polls
-}
-
 // override answers with fn's answer where it says so, and as before
 // elsewhere.
 func (f *fakeRPC) override(fn func(node, query string) ([]byte, bool)) {

@@ -326,7 +326,7 @@ func ValidEnvironment(s string) error {
 func ValidRef(s string) error {
 	if !refName.MatchString(s) || strings.Contains(s, "..") || strings.Contains(s, "//") ||
 		strings.HasSuffix(s, "/") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, ".lock") {
-		return fmt.Errorf("git ref %q is not valid: use letters, digits and . _ / -, not starting with - or containing ..", s)
+		return fmt.Errorf("git ref %q is not valid: use letters, digits and . _ / -, not starting with - or containing \"..\"", s)
 	}
 	return nil
 }

@@ -97,15 +97,6 @@ type scenario struct {
 	Plans   map[string]map[string]plan // id → node → plan
 }
 
-func (s *scenario) has(kind string) *fault {
-	for _, f := range s.Faults {
-		if f.Kind == kind {
-			return f
-		}
-	}
-	return nil
-}
-
 func (s *scenario) faultList() string {
 	var parts []string
 	for _, f := range s.Faults {
