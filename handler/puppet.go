@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
