@@ -2,9 +2,12 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/protocol"
@@ -49,34 +52,34 @@ func (n *Node) report(ctx context.Context, rec *Record, event string) {
 	n.flush(ctx, client, 2*time.Minute)
 }
 
-// flush sends the spool, retrying for up to patience.
+// flush sends the spool, retrying for up to patience: 1 s, then twice as
+// long each time up to 15 s (the backoff library logclient uses too).
 func (n *Node) flush(ctx context.Context, client *logclient.Client, patience time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
 	spool := logclient.Spool{Dir: n.st.spoolDir()}
-	delay := time.Second
-	for {
+	policy := backoff.NewExponentialBackOff()
+	policy.InitialInterval, policy.Multiplier, policy.RandomizationFactor = time.Second, 2, 0
+	policy.MaxInterval, policy.MaxElapsedTime = 15*time.Second, 0 // the context bounds it
+	_ = backoff.Retry(func() error {
 		sent, err := spool.Flush(ctx, client)
-		if err == nil {
-			if sent > 0 {
-				n.log.Printf("logging: sent %d record(s)", sent)
-			}
-			if left, _ := spool.Pending(); left == 0 {
-				return
-			}
-		} else {
+		if err != nil {
 			n.log.Printf("logging: %v (kept in the spool)", err)
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
+		if sent > 0 {
+			n.log.Printf("logging: sent %d record(s)", sent)
 		}
-		if delay < 15*time.Second {
-			delay *= 2
+		if left, _ := spool.Pending(); left > 0 {
+			return errRecordsLeft
 		}
-	}
+		return nil
+	}, backoff.WithContext(policy, ctx))
 }
+
+// errRecordsLeft: a flush that sent what it could while more records
+// arrived, or were left, goes again.
+var errRecordsLeft = errors.New("records left in the spool")
 
 // flushSpoolLater starts a flush worker when records wait in the spool (the
 // logging service was down when they were written). Handlers call it on
