@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -169,27 +168,5 @@ func installModule(modulepath, module, release, oldDir string) error {
 // pruneReleases keeps the newest keep releases of a module, and whatever the
 // module path points at now.
 func pruneReleases(dir string, keep int, inUse string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) <= keep {
-		return
-	}
-	type aged struct {
-		path string
-		mod  int64
-	}
-	var all []aged
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil {
-			all = append(all, aged{filepath.Join(dir, e.Name()), info.ModTime().UnixNano()})
-		}
-	}
-	if len(all) <= keep {
-		return // entries vanished while being read
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].mod > all[j].mod })
-	for _, a := range all[keep:] {
-		if a.path != inUse {
-			os.RemoveAll(a.path)
-		}
-	}
+	pruneOldest(dir, keep, filepath.Base(inUse))
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -307,36 +306,10 @@ func (s state) latest(kind string) (*Record, error) {
 	return best, nil
 }
 
-// prune removes the oldest run directories beyond keep, so that a node that
-// deploys every hour does not fill its disk.
+// prune removes the oldest run directories beyond keep, but never the run
+// in progress.
 func (s state) prune(keep int) {
-	dir := filepath.Join(s.dir, "runs")
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) <= keep {
-		return
-	}
-	type aged struct {
-		name string
-		mod  time.Time
-	}
-	var all []aged
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		all = append(all, aged{e.Name(), info.ModTime()})
-	}
-	if len(all) <= keep {
-		return // entries vanished while being read (another prune)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].mod.Before(all[j].mod) })
-	active := s.active()
-	for _, a := range all[:len(all)-keep] {
-		if a.name != active {
-			os.RemoveAll(filepath.Join(dir, a.name))
-		}
-	}
+	pruneOldest(filepath.Join(s.dir, "runs"), keep, s.active())
 }
 
 // reconcile turns a record whose worker vanished into a failure: a run whose
