@@ -382,7 +382,11 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		t = &NodeResult{Node: r.From, State: StateWaiting, JoinedLate: true}
 		w.targets[r.From] = t
 		w.order = append(w.order, r.From)
-		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "joined", Detail: "not in the target list when the deploy started; the master's trigger reached it"})
+		by := "the master's trigger reached it"
+		if w.runPayload != nil {
+			by = "the run request reached it" // a run, or a rollout's batch: the CLI sent it
+		}
+		w.observer.event(Event{Time: time.Now(), Node: r.From, State: "joined", Detail: "not in the target list when the " + w.res.Kind + " started; " + by})
 	}
 	w.heard[r.From] = true
 	w.runTargets = max(w.runTargets, st.Targets)

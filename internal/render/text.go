@@ -25,7 +25,7 @@ func text(s string) string {
 func line(s string, max int) string { return protocol.OneLine(s, max) }
 
 // joinedLate is what a report says of a node the CLI did not target.
-const joinedLate = "(joined late: not in the CLI's target list, reached by the master's trigger)"
+const joinedLate = "(joined late: not in the CLI's target list when it started, reached by the run request)"
 
 // outcomeText is the result's last word: the error that ended the command
 // early when there is one, otherwise the outcome the nodes decided.
