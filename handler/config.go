@@ -123,7 +123,7 @@ func LoadConfig(path string) (*Config, error) {
 
 func (c *Config) setDefaults() {
 	if c.MasterTag == "" {
-		c.MasterTag = "role=puppetmaster"
+		c.MasterTag = protocol.DefaultMasterTag
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/serfdeploy"

@@ -73,7 +73,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.MasterTag == "" {
-		o.MasterTag = "role=puppetmaster"
+		o.MasterTag = protocol.DefaultMasterTag
 	}
 	for _, d := range []struct {
 		field *time.Duration

@@ -19,3 +19,13 @@ func HandlerFilter() string {
 		",query:" + QueryPuppetDisable +
 		",query:" + QueryPuppetEnable
 }
+
+// The serf tag that names the Puppet masters by default: the CLI's
+// --master-tag, a node's master_tag, and what `serfdeploy install --role
+// master` sets.
+const (
+	MasterTagKey   = "role"
+	MasterTagValue = "puppetmaster"
+	// DefaultMasterTag is the filter form, key=regexp.
+	DefaultMasterTag = MasterTagKey + "=" + MasterTagValue
+)

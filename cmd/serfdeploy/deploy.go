@@ -32,7 +32,7 @@ func startFlags() []cli.Flag {
 
 func watchFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "master-tag", Value: "role=puppetmaster", Usage: "key=regexp naming the Puppet masters"},
+		&cli.StringFlag{Name: "master-tag", Value: protocol.DefaultMasterTag, Usage: "key=regexp naming the Puppet masters"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Minute, Usage: "give up on nodes still running after this long (exit 4)"},
 		&cli.DurationFlag{Name: "poll-interval", Value: 2 * time.Second, Usage: "time between status polls"},
 		&cli.DurationFlag{Name: "query-timeout", Value: 5 * time.Second, Usage: "how long one status poll waits for slow nodes"},

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
 )
 
 // serf refuses to start when its tags, msgpack-encoded after one magic
@@ -17,8 +19,8 @@ const maxEncodedTags = 512
 // roleTag is the tag the CLI finds masters by (its --master-tag default,
 // role=puppetmaster); --role sets it, so --tag may not.
 const (
-	roleTagKey    = "role"
-	roleTagMaster = "puppetmaster"
+	roleTagKey    = protocol.MasterTagKey
+	roleTagMaster = protocol.MasterTagValue
 )
 
 // A tag key is what serf's `-tag key=value` and serfdeploy's `--tag
