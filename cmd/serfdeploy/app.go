@@ -94,7 +94,7 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 		c.OnUsageError = app.OnUsageError
 		// Each command shows its own codes (exitcodes.go), not deploy's.
 		if codes := exitCodesText(c.Name); codes != "" && !c.Hidden {
-			c.Description += "\n\n" + codes
+			c.Description = strings.TrimPrefix(c.Description+"\n\n"+codes, "\n\n")
 		}
 	}
 	return app
