@@ -48,19 +48,23 @@ const (
 // (serf answers a query, and takes the next event, only then), the
 // handler's own CPU, and for puppetrun also to the start of the puppet
 // command (a stand-in that opens a FIFO), through the detached worker.
-// The two designs take turns, run by run. Skipped without -startcost:
+// The designs take turns, run by run. Skipped without -startcost:
 //
 //	go test ./bench/fleet -run HandlerStartCost -count=1 -v -args -startcost 50
+//	go test ./bench/fleet -run HandlerStartCost -count=1 -v -args -startcost 50 -bin OLD,NEW
 func TestHandlerStartCost(t *testing.T) {
 	if *flagStartCost <= 0 {
 		t.Skip("-startcost N runs it")
 	}
-	bin := *flagBin
-	if bin == "" {
-		var err error
-		if bin, err = fleet.BuildBinary(t.TempDir()); err != nil {
+	// -bin may name several binaries, comma-separated (a build before a
+	// change and one after): each is a design, in the same turns.
+	bins := strings.Split(*flagBin, ",")
+	if *flagBin == "" {
+		bin, err := fleet.BuildBinary(t.TempDir())
+		if err != nil {
 			t.Fatal(err)
 		}
+		bins = []string{bin}
 	}
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "puppet-started")
@@ -80,10 +84,16 @@ func TestHandlerStartCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	designs := []struct{ name, command string }{
-		{"serfdeploy", bin + " handle --config " + cfg},
-		{"article (router)", "/bin/sh " + router},
+	type design struct{ name, command string }
+	var designs []design
+	for _, bin := range bins {
+		name := "serfdeploy"
+		if len(bins) > 1 {
+			name += " " + filepath.Base(bin)
+		}
+		designs = append(designs, design{name, bin + " handle --config " + cfg})
 	}
+	designs = append(designs, design{"article (router)", "/bin/sh " + router})
 	env := append(os.Environ(), "SERF_SELF_NAME=agent-001", "SERF_HANDLERS_DIR="+handlers, "RUN="+standIn)
 
 	var b strings.Builder
@@ -93,7 +103,7 @@ func TestHandlerStartCost(t *testing.T) {
 		got := make([]series, len(designs))
 		for i := 0; i < *flagStartCost+1; i++ { // run 0 warms up
 			for d, design := range designs {
-				exit, cpu, run := startOnce(t, design.command, append(env, c.env...), fmt.Sprintf(c.input, i), c.run, fifo, state)
+				exit, cpu, run := startOnce(t, design.command, append(env, c.env...), fmt.Sprintf(c.input, i*len(designs)+d), c.run, fifo, state)
 				if i > 0 {
 					got[d].exit, got[d].cpu, got[d].run = append(got[d].exit, exit), append(got[d].cpu, cpu), append(got[d].run, run)
 				}
