@@ -1,6 +1,7 @@
 // Package iostreams makes every terminal decision in one place: whether
-// stdout and stderr are terminals, whether to use colour (--color and
-// NO_COLOR), and whether to show a spinner. Commands write through it and
+// stdout and stderr are terminals, whether to use colour (--color, NO_COLOR,
+// CLICOLOR, CLICOLOR_FORCE and TERM=dumb; docs/commands.md says how they
+// combine), and whether to show a spinner. Commands write through it and
 // never look at the terminal themselves.
 package iostreams
 
