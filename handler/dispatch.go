@@ -11,13 +11,6 @@ import (
 // ErrNotSerf means the handler was started outside serf.
 var ErrNotSerf = errors.New("SERF_EVENT is not set: `serfdeploy handle` is run by a serf agent as its -event-handler")
 
-// Registration is serf's -event-handler value that runs command (`serfdeploy
-// handle --config FILE`) for serfdeploy's own event and queries and for
-// nothing else (protocol.HandlerFilter).
-func Registration(command string) string {
-	return protocol.HandlerFilter() + "=" + command
-}
-
 // Serves reports whether the serf event described by getenv (serf's
 // SERF_EVENT, SERF_USER_EVENT, SERF_QUERY_NAME) is one serfdeploy answers,
 // that is one protocol.HandlerFilter lets through. It reads nothing else,
