@@ -52,8 +52,8 @@ func installCommand(env *cliEnv) *cli.Command {
 			&cli.StringFlag{Name: "git-url", Usage: "a master's git URL for modules not given with --module; {module} is replaced (master.git_url)"},
 			&cli.GenericFlag{Name: "module", Value: &modules, Usage: "a master's module NAME=GIT_URL (master.modules), repeatable"},
 			&cli.StringFlag{Name: "puppet-command", Usage: "the Puppet run, split at spaces (puppet.command), e.g. \"puppet agent --test --detailed-exitcodes --environment {environment}\""},
-			&cli.StringFlag{Name: "puppet-summary-file", Usage: "Puppet's lastrunfile (puppet.summary_file); Puppet's own packages: see `puppet config print lastrunfile`"},
-			&cli.StringFlag{Name: "puppet-state-dir", Usage: "Puppet's statedir (puppet.state_dir); Puppet's own packages: see `puppet config print statedir`"},
+			&cli.StringFlag{Name: "puppet-summary-file", Usage: "Puppet's lastrunfile (puppet.summary_file); Puppet's own packages: what \"puppet config print lastrunfile\" prints"},
+			&cli.StringFlag{Name: "puppet-state-dir", Usage: "Puppet's statedir (puppet.state_dir); Puppet's own packages: what \"puppet config print statedir\" prints"},
 			&cli.BoolFlag{Name: "systemd", Usage: "also write the systemd drop-in for Debian's serf unit (and daemon-reload when systemd runs)"},
 		},
 		Action: action(func(c *cli.Context) error {
