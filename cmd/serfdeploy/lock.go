@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"text/tabwriter"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/serfdeploy/serfdeploy/internal/render"
@@ -58,12 +55,7 @@ func lockCommand(env *cliEnv, disable bool, usage, description string, own ...cl
 				if jsonOutput(c) {
 					err = render.JSON(env.io.Out, lockJSONDoc{lockSchema, rep})
 				} else {
-					tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
-					fmt.Fprintln(tw, "NODE\tRESULT\tDETAIL")
-					for _, n := range rep.Nodes {
-						fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Node, n.Result, n.Message)
-					}
-					err = tw.Flush()
+					err = render.LockTable(env.io.Out, rep)
 				}
 				if err != nil {
 					return err

@@ -1,11 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"sort"
-	"strings"
-	"text/tabwriter"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/serfdeploy/serfdeploy/internal/render"
@@ -40,28 +35,10 @@ func membersCommand(env *cliEnv) *cli.Command {
 					}
 					return render.JSON(env.io.Out, membersJSONDoc{membersSchema, members})
 				}
-				tw := tabwriter.NewWriter(env.io.Out, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tTAGS")
-				for _, m := range members {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, m.Addr, m.Status, tagsText(m.Tags))
-				}
-				return tw.Flush()
+				return render.MembersTable(env.io.Out, members)
 			})
 		}),
 	}
-}
-
-func tagsText(tags map[string]string) string {
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + tags[k]
-	}
-	return strings.Join(parts, ",")
 }
 
 func concat(groups ...[]cli.Flag) []cli.Flag {
