@@ -43,6 +43,9 @@ type churnRow struct {
 	MaxForks int            // the most handler runs on one node
 	Events   map[string]int // user events originated, by name
 	Window   time.Duration  // the scenario's length: the fleet's forming and the deploy, or the deploy
+	// CPU of the serf agents and the handlers they reaped over the
+	// scenario (the detached workers and the stand-ins are not in it).
+	CPU time.Duration
 }
 
 var churnResults []churnRow
@@ -104,7 +107,7 @@ func churnN(b *testing.B, bin string, n int, design string) {
 	time.Sleep(*flagFireAfter)
 
 	// 1: the deploy right after the fleet formed.
-	r := churnDeploy(b, f, bin, design, 1, "join one by one", agents, si, make([]int64, len(agents)+1), nil)
+	r := churnDeploy(b, f, bin, design, 1, "join one by one", agents, si, make([]int64, len(agents)+1), map[int]time.Duration{}, nil)
 	r.Window = r.exited.Sub(formed)
 	record(b, r)
 
@@ -115,7 +118,7 @@ func churnN(b *testing.B, bin string, n int, design string) {
 	for i := step - 1; i < len(agents) && *flagFlap > 0; i += step {
 		flapping = append(flapping, f.Cluster.Node(agents[i]))
 	}
-	r = churnDeploy(b, f, bin, design, 2, fmt.Sprintf("%d of %d leave and rejoin", len(flapping), n), agents, si, logOffsets(churnLogs(f)), flapping)
+	r = churnDeploy(b, f, bin, design, 2, fmt.Sprintf("%d of %d leave and rejoin", len(flapping), n), agents, si, logOffsets(churnLogs(f)), cpuByPID(agentPIDs(f)), flapping)
 	if alive != n+1 || waited > 5*time.Second {
 		r.Settled = fmt.Sprintf("before it, the master saw %d of %d agents alive after waiting %s", alive, n+1, waited.Round(time.Second))
 	}
@@ -216,9 +219,10 @@ func churnLogs(f *benchFleet) []string {
 }
 
 // churnDeploy fires one deploy of design (offsets: where each agent's log
-// stood before the scenario) while the flapping agents leave and rejoin,
-// one every 300 ms from the fire on.
-func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenario string, agents []string, si *fleet.StandIn, offsets []int64, flapping []*testcluster.Node) churnRow {
+// stood before the scenario; cpu0: each agent process's CPU then) while the
+// flapping agents leave and rejoin, one every 300 ms from the fire on.
+func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenario string, agents []string, si *fleet.StandIn,
+	offsets []int64, cpu0 map[int]time.Duration, flapping []*testcluster.Node) churnRow {
 	master := f.Cluster.Node("master")
 	id := fmt.Sprintf("churn-%d-%s-%d", len(agents), design, k)
 	var wg sync.WaitGroup
@@ -240,13 +244,19 @@ func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenari
 		r = runSerfdeploy(b, bin, master.RPCAddr, "", id, agents)
 	}
 	wg.Wait()
+	var cpu time.Duration
+	// An agent that left and rejoined is a new process, counted from its
+	// start; what the old one used after cpu0 is not in it.
+	for pid, c := range cpuByPID(agentPIDs(f)) {
+		cpu += c - cpu0[pid]
+	}
 	r.N, r.Design = len(agents), design
 	truth := waitTruth(b, si.Truth, id, len(agents), *flagMax+30*time.Second)
 	fillTiming(&r, truth)
 	r.Accounted = account(r.Accounted, agents, truth, r.accountStates)
 	r.accountStates = nil
 
-	cr := churnRow{row: r, Scenario: scenario, Forks: map[string]int{}, Events: map[string]int{}}
+	cr := churnRow{row: r, Scenario: scenario, Forks: map[string]int{}, Events: map[string]int{}, CPU: cpu}
 	logs := churnLogs(f)
 	countLogs(logs, offsets, &cr.row)
 	for i, path := range logs {
@@ -276,6 +286,15 @@ func countEvents(path string, from int64, into map[string]int) {
 	}
 }
 
+// cpuByPID is each process's CPU with its reaped children (agentsCPU).
+func cpuByPID(pids []int) map[int]time.Duration {
+	out := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		out[pid] = agentsCPU([]int{pid})
+	}
+	return out
+}
+
 func total(m map[string]int) int {
 	t := 0
 	for _, v := range m {
@@ -290,8 +309,8 @@ func renderChurn() string {
 	defer mu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nAgents joined %s apart, the first deploy %s after the last join; the second while %d %% of the agents left and rejoined.\n\n", *flagGap, *flagFireAfter, *flagFlap)
-	b.WriteString("| N | design | scenario | exit | nodes accounted | fire → last run started | last run finished → exit | queries sent (puppet-status / puppetrun), events sent | handler runs per node: mean (max) | by event, all nodes | over |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| N | design | scenario | exit | nodes accounted | fire → last run started | last run finished → exit | queries sent (puppet-status / puppetrun), events sent | handler runs per node: mean (max) | by event, all nodes | agents+handlers CPU | over |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var notes []string
 	for _, r := range churnResults {
 		sent := fmt.Sprintf("%d / %d, %d", r.Sent["puppet-status"], r.Sent["puppetrun"], total(r.Events))
@@ -302,8 +321,8 @@ func renderChurn() string {
 		if r.Nodes > 0 {
 			mean = float64(total(r.Forks)) / float64(r.Nodes)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %d | %s | %s | %s | %s | %.1f (%d) | %s | %s |\n", r.N, r.Design, r.Scenario, r.Exit, r.Accounted,
-			secs(r.FireToLastStart, r.Ran), secs(r.LastEndToExit, r.Ran), sent, mean, r.MaxForks, byEvent(r.Forks), secs(r.Window, 1))
+		fmt.Fprintf(&b, "| %d | %s | %s | %d | %s | %s | %s | %s | %.1f (%d) | %s | %s | %s |\n", r.N, r.Design, r.Scenario, r.Exit, r.Accounted,
+			secs(r.FireToLastStart, r.Ran), secs(r.LastEndToExit, r.Ran), sent, mean, r.MaxForks, byEvent(r.Forks), secs(r.CPU, 1), secs(r.Window, 1))
 		if r.FirstErr != "" {
 			notes = append(notes, fmt.Sprintf("- N=%d %s, %s: first error line of stderr: `%s`", r.N, r.Design, r.Scenario, strings.ReplaceAll(r.FirstErr, "`", "'")))
 		}
