@@ -296,13 +296,27 @@ func Done(phase string) bool {
 }
 
 var (
-	moduleName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-	envName    = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
-	refName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
-	idName     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]{0,127}$`)
-	nodeName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	// The lengths are checked apart: a counted repetition ({0,127})
+	// compiles to a program that many states long, and every handler start
+	// compiled them all (0.65 ms and 560 KB of the start measured by
+	// bench/fleet's TestHandlerStartCost).
+	moduleName = boundedName{64, regexp.MustCompile(`^[a-z][a-z0-9_]*$`)}
+	envName    = boundedName{64, regexp.MustCompile(`^[a-z0-9_]+$`)}
+	refName    = boundedName{128, regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)}
+	idName     = boundedName{128, regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:+-]*$`)}
+	nodeName   = boundedName{253, regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)}
 	puppetTags = regexp.MustCompile(`^[a-z0-9_][a-z0-9_.:-]*(,[a-z0-9_][a-z0-9_.:-]*)*$`)
 )
+
+// boundedName is a name pattern with a length limit.
+type boundedName struct {
+	max     int
+	pattern *regexp.Regexp
+}
+
+func (b boundedName) MatchString(s string) bool {
+	return len(s) <= b.max && b.pattern.MatchString(s)
+}
 
 // ValidModule checks a Puppet module name (lower case letters, digits and
 // underscores, starting with a letter), as Puppet itself requires.
