@@ -33,8 +33,11 @@ type Config struct {
 	MasterTag string `yaml:"master_tag"`
 	// StateDir holds run records, worker logs, releases and the log spool.
 	StateDir string `yaml:"state_dir"`
-	// HandlersDir holds operator executables user-NAME, query-NAME and
-	// member-join etc., run like the classic serf handler router.
+	// HandlersDir is no longer read: `handle` is registered for
+	// serfdeploy's own event and queries only, and an operator's
+	// executables (user-NAME, query-NAME, member-join...) run from a second
+	// -event-handler, scripts/handler-router.sh. Kept so that existing
+	// node.yaml files still load.
 	HandlersDir string `yaml:"handlers_dir"`
 	// Environment is the Puppet environment used when a request names none.
 	Environment string `yaml:"environment"`
