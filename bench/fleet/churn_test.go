@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
@@ -139,39 +138,18 @@ func record(b *testing.B, r churnRow) {
 // when the last agent has started, and the time the first did.
 func formFleet(b *testing.B, bin, design string, agents []string, si *fleet.StandIn) (*benchFleet, time.Time) {
 	b.Helper()
-	dir := b.TempDir()
-	f := &benchFleet{Dir: dir}
-	repo := fleet.NewRepo(b, filepath.Join(dir, "git", "motd"))
-	repo.CommitModule("v1", filepath.Join(dir, "files"), "")
-	env := filepath.Join(dir, "code", "environments", "production")
-	for _, d := range []string{filepath.Join(env, "modules"), filepath.Join(env, "manifests"), filepath.Join(dir, "config")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	specs := []testcluster.NodeSpec{{Name: "master", Tags: map[string]string{"fqdn": "master", "role": "puppetmaster"}}}
-	for _, a := range agents {
-		specs = append(specs, testcluster.NodeSpec{Name: a, Tags: map[string]string{"fqdn": a, "role": "agent"}})
-	}
-	puppet := map[string]*puppettest.Node{}
-	for _, s := range specs {
-		pn, err := puppettest.NewNodeIn(filepath.Join(dir, "puppet", s.Name), s.Name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		puppet[s.Name] = pn
-		f.writeConfig(b, s.Name, "", pn, repo.Dir, si)
-	}
+	f, specs, puppet, repo := layOut(b, agents, si, "")
+	dir := f.Dir
 	opts := testcluster.Options{Handler: churnHandler(b, bin, design, dir), JoinTimeout: time.Minute}
 	start := time.Now()
 	f.Cluster = testcluster.Start(b, opts, specs[0])
-	f.writeConfig(b, "master", f.Cluster.Node("master").RPCAddr, puppet["master"], repo.Dir, si)
+	f.writeConfig(b, "master", f.Cluster.Node("master").RPCAddr, puppet["master"], repo, si)
 	for i, s := range specs[1:] {
 		if i > 0 {
 			time.Sleep(*flagGap)
 		}
 		n := f.Cluster.StartNode(b, s)
-		f.writeConfig(b, s.Name, n.RPCAddr, puppet[s.Name], repo.Dir, si)
+		f.writeConfig(b, s.Name, n.RPCAddr, puppet[s.Name], repo, si)
 	}
 	b.Logf("%s: %d agents started one by one in %s", design, len(agents), time.Since(start).Round(time.Second))
 	return f, start

@@ -33,11 +33,32 @@ type benchFleet struct {
 // `bin handle` and whose puppet command is the stand-in.
 func startFleet(b *testing.B, bin string, agents []string, si *fleet.StandIn) *benchFleet {
 	b.Helper()
-	dir := b.TempDir()
-	f := &benchFleet{Dir: dir}
+	logURL := ""
 	if *flagLoki {
-		f.LogURL = lokitest.Start(b).URL
+		logURL = lokitest.Start(b).URL
 	}
+	f, specs, puppet, repo := layOut(b, agents, si, logURL)
+	dir := f.Dir
+	// Long enough for memberlist's push-pull to repair missed joins a few
+	// times over; bounded.
+	join := 60*time.Second + time.Duration(len(specs))*time.Second
+	handler := protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s/{name}.yaml", bin, filepath.Join(dir, "config"))
+	f.Cluster = testcluster.Start(b, testcluster.Options{Handler: handler, JoinTimeout: join}, specs...)
+	for _, n := range f.Cluster.Nodes() {
+		f.writeConfig(b, n.Name, n.RPCAddr, puppet[n.Name], repo, si)
+	}
+	return f
+}
+
+// layOut makes a bench fleet's directory: the module's git repository, the
+// production environment, and each node's Puppet directories and config
+// (without its agent's RPC address, which only a started agent has; the
+// caller writes the config again then). It returns the master's and the
+// agents' specs, master first, their Puppet nodes and the repository.
+func layOut(b *testing.B, agents []string, si *fleet.StandIn, logURL string) (*benchFleet, []testcluster.NodeSpec, map[string]*puppettest.Node, string) {
+	b.Helper()
+	dir := b.TempDir()
+	f := &benchFleet{Dir: dir, LogURL: logURL}
 	repo := fleet.NewRepo(b, filepath.Join(dir, "git", "motd"))
 	repo.CommitModule("v1", filepath.Join(dir, "files"), "")
 	env := filepath.Join(dir, "code", "environments", "production")
@@ -46,7 +67,6 @@ func startFleet(b *testing.B, bin string, agents []string, si *fleet.StandIn) *b
 			b.Fatal(err)
 		}
 	}
-
 	specs := []testcluster.NodeSpec{{Name: "master", Tags: map[string]string{"fqdn": "master", "role": "puppetmaster"}}}
 	for _, a := range agents {
 		specs = append(specs, testcluster.NodeSpec{Name: a, Tags: map[string]string{"fqdn": a, "role": "agent"}})
@@ -60,15 +80,7 @@ func startFleet(b *testing.B, bin string, agents []string, si *fleet.StandIn) *b
 		puppet[s.Name] = pn
 		f.writeConfig(b, s.Name, "", pn, repo.Dir, si)
 	}
-	// Long enough for memberlist's push-pull to repair missed joins a few
-	// times over; bounded.
-	join := 60*time.Second + time.Duration(len(specs))*time.Second
-	handler := protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s/{name}.yaml", bin, filepath.Join(dir, "config"))
-	f.Cluster = testcluster.Start(b, testcluster.Options{Handler: handler, JoinTimeout: join}, specs...)
-	for _, n := range f.Cluster.Nodes() {
-		f.writeConfig(b, n.Name, n.RPCAddr, puppet[n.Name], repo.Dir, si)
-	}
-	return f
+	return f, specs, puppet, repo.Dir
 }
 
 // writeConfig writes a node's config as fleet.Start does, with the
