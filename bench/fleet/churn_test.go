@@ -57,16 +57,7 @@ var churnResults []churnRow
 //
 //	go test ./bench/fleet -run '^$' -bench Churn -benchtime 1x -timeout 30m -args -n 10
 func BenchmarkChurn(b *testing.B) {
-	ns, err := parseNs(*flagN)
-	if err != nil {
-		b.Fatal(err)
-	}
-	bin := *flagBin
-	if bin == "" {
-		if bin, err = fleet.BuildBinary(b.TempDir()); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ns, bin := sizesAndBinary(b)
 	for _, n := range ns {
 		for _, design := range strings.Split(*flagChurnDesigns, ",") {
 			b.Run(fmt.Sprintf("N%d/%s", n, design), func(b *testing.B) {

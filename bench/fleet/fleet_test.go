@@ -94,9 +94,8 @@ var (
 	infos   = map[int]*fleetInfo{}
 )
 
-// BenchmarkFleet: see doc.go. Each N starts its own fleet, runs every
-// design once (whatever b.N is) and stops the fleet.
-func BenchmarkFleet(b *testing.B) {
+// sizesAndBinary reads -n and -bin; without -bin it builds serfdeploy.
+func sizesAndBinary(b *testing.B) ([]int, string) {
 	ns, err := parseNs(*flagN)
 	if err != nil {
 		b.Fatal(err)
@@ -107,6 +106,13 @@ func BenchmarkFleet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	return ns, bin
+}
+
+// BenchmarkFleet: see doc.go. Each N starts its own fleet, runs every
+// design once (whatever b.N is) and stops the fleet.
+func BenchmarkFleet(b *testing.B) {
+	ns, bin := sizesAndBinary(b)
 	for _, n := range ns {
 		// No "=" in the name: it ends up in the temp dirs, hence in serf's
 		// -event-handler, which reads "EVENT=script".
