@@ -31,6 +31,12 @@ const (
 	churnFiltered   = "serfdeploy" // -event-handler "FILTER=serfdeploy handle": forks for serfdeploy's event and queries only
 	churnUnfiltered = "unfiltered" // -event-handler "serfdeploy handle": forks for every event (before issue 22)
 	churnArticle    = "article"    // the shell router for every event; its user-deploy and query-* exec serfdeploy handle
+	// churnArticleEvent: the article as its text goes: the CLI fires the
+	// deploy event, the master's user-deploy installs the code and fires
+	// the puppetrun query; the CLI then loops on puppet-status. The node
+	// side is "article"'s. ("article" fires puppetrun itself: no master, no
+	// code shipped, a run only.)
+	churnArticleEvent = "article-event"
 )
 
 // churnRow is one deploy under churn.
@@ -154,7 +160,7 @@ func churnHandler(b *testing.B, bin, design, dir string) string {
 		return protocol.HandlerFilter() + "=" + handle
 	case churnUnfiltered:
 		return handle
-	case churnArticle:
+	case churnArticle, churnArticleEvent:
 		handlers := filepath.Join(dir, "article-handlers")
 		script := fmt.Sprintf("#!/bin/sh\nexec %s handle --config %s/\"$SERF_SELF_NAME\".yaml\n", bin, filepath.Join(dir, "config"))
 		for _, name := range []string{"user-" + protocol.EventDeploy, "query-" + protocol.QueryPuppetRun, "query-" + protocol.QueryPuppetStatus} {
@@ -207,9 +213,12 @@ func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenari
 		}()
 	}
 	var r row
-	if design == churnArticle {
-		r = runArticle(b, master.RPCAddr, id, agents)
-	} else {
+	switch design {
+	case churnArticle:
+		r = runArticle(b, master.RPCAddr, id, agents, "query")
+	case churnArticleEvent:
+		r = runArticle(b, master.RPCAddr, id, agents, "event")
+	default:
 		r = runSerfdeploy(b, bin, master.RPCAddr, "", id, agents)
 	}
 	wg.Wait()

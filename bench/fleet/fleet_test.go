@@ -227,7 +227,7 @@ func benchN(b *testing.B, bin string, n int) {
 		case designSerfdeploy:
 			r = runSerfdeploy(b, bin, master.RPCAddr, f.LogURL, id, agents)
 		case designArticle:
-			r = runArticle(b, master.RPCAddr, id, agents)
+			r = runArticle(b, master.RPCAddr, id, agents, "query")
 		default:
 			b.Fatalf("unknown design %q in -designs", design)
 		}
@@ -374,11 +374,17 @@ func runSerfdeploy(b *testing.B, bin, rpc, logURL, id string, agents []string) r
 // 99 members and 4.8 s for 100 to 999 with the local profile) every time.
 // Bounded by a deadline and a count.
 const articleScript = `#!/bin/sh
-# article.sh RPC_ADDR ID TARGETS MAX_SECONDS OUTDIR
-rpc=$1 id=$2 want=$3 max=$4 out=$5
+# article.sh RPC_ADDR ID TARGETS MAX_SECONDS OUTDIR [query|event]
+rpc=$1 id=$2 want=$3 max=$4 out=$5 trigger=${6:-query}
 end=$(($(date +%s) + max))
 # serf prints its errors on stdout: show them on stderr.
-serf query -rpc-addr "$rpc" -format json -tag role=agent puppetrun "{\"id\":\"$id\"}" >"$out/trigger.json" || { cat "$out/trigger.json" >&2; exit 5; }
+if [ "$trigger" = event ]; then
+	# As the article's text goes: the deploy event; the master installs the
+	# code and fires the puppetrun query itself.
+	serf event -rpc-addr "$rpc" -coalesce=false deploy "{\"id\":\"$id\",\"module\":\"motd\",\"ref\":\"v1\",\"tags\":{\"role\":\"agent\"}}" >"$out/trigger.txt" || { cat "$out/trigger.txt" >&2; exit 5; }
+else
+	serf query -rpc-addr "$rpc" -format json -tag role=agent puppetrun "{\"id\":\"$id\"}" >"$out/trigger.json" || { cat "$out/trigger.json" >&2; exit 5; }
+fi
 i=0 done=0
 while :; do
 	i=$((i + 1))
@@ -395,7 +401,7 @@ echo "polls=$i done=$done"
 [ "$(grep -cE '\\"phase\\":\\"finished\\"' "$out/status.json")" -ge "$want" ] || exit 1
 `
 
-func runArticle(b *testing.B, rpc, id string, agents []string) row {
+func runArticle(b *testing.B, rpc, id string, agents []string, trigger string) row {
 	r := row{id: id}
 	dir := b.TempDir()
 	script := filepath.Join(dir, "article.sh")
@@ -403,7 +409,7 @@ func runArticle(b *testing.B, rpc, id string, agents []string) row {
 		b.Fatal(err)
 	}
 	stdout, _, fired, exited := command(b, &r, nil, "/bin/sh", script, rpc, id, strconv.Itoa(len(agents)),
-		strconv.Itoa(int(flagBound.Seconds())), dir)
+		strconv.Itoa(int(flagBound.Seconds())), dir, trigger)
 	r.fired, r.exited = fired, exited
 	if m := regexp.MustCompile(`polls=(\d+)`).FindSubmatch(stdout); m != nil {
 		r.Polls, _ = strconv.Atoi(string(m[1]))
