@@ -37,6 +37,11 @@ const (
 	// side is "article"'s. ("article" fires puppetrun itself: no master, no
 	// code shipped, a run only.)
 	churnArticleEvent = "article-event"
+	// churnNoID: serfdeploy as filtered, run without --id and without
+	// BUILD_TAG, as an operator at a shell runs it: the id is generated,
+	// so there is no check of it before the fire (with --id, or an id
+	// derived from BUILD_TAG, every node is asked first).
+	churnNoID = "serfdeploy-noid"
 )
 
 // churnRow is one deploy under churn.
@@ -156,7 +161,7 @@ func formFleet(b *testing.B, bin, design string, agents []string, si *fleet.Stan
 func churnHandler(b *testing.B, bin, design, dir string) string {
 	handle := fmt.Sprintf("%s handle --config %s/{name}.yaml", bin, filepath.Join(dir, "config"))
 	switch design {
-	case churnFiltered:
+	case churnFiltered, churnNoID:
 		return protocol.HandlerFilter() + "=" + handle
 	case churnUnfiltered:
 		return handle
@@ -218,6 +223,9 @@ func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenari
 		r = runArticle(b, master.RPCAddr, id, agents, "query")
 	case churnArticleEvent:
 		r = runArticle(b, master.RPCAddr, id, agents, "event")
+	case churnNoID:
+		r = runSerfdeploy(b, bin, master.RPCAddr, "", "", agents)
+		id = r.id
 	default:
 		r = runSerfdeploy(b, bin, master.RPCAddr, "", id, agents)
 	}

@@ -336,16 +336,26 @@ func firstError(stderr string) string {
 	return ""
 }
 
-// runSerfdeploy is design (1): the real binary, as a CI job runs it.
+// runSerfdeploy is design (1): the real binary, as a CI job runs it. An
+// empty id runs it without --id: the CLI generates one (r.id).
 func runSerfdeploy(b *testing.B, bin, rpc, logURL, id string, agents []string) row {
 	r := row{id: id}
 	env := []string{"SERF_RPC_ADDR=" + rpc}
 	if logURL != "" {
 		env = append(env, "SERFDEPLOY_LOG_URL="+logURL)
 	}
-	stdout, _, fired, exited := command(b, &r, env, bin,
-		"deploy", "--module", "motd", "--ref", "v1", "--id", id, "--format", "json", "--timeout", flagBound.String())
+	args := []string{"deploy", "--module", "motd", "--ref", "v1", "--format", "json", "--timeout", flagBound.String()}
+	if id != "" {
+		args = append(args, "--id", id)
+	}
+	stdout, stderr, fired, exited := command(b, &r, env, bin, args...)
 	r.fired, r.exited = fired, exited
+	if id == "" {
+		// Generated: the CLI's first line names it.
+		if m := regexp.MustCompile(`deploy id (\S+)`).FindSubmatch(stderr); m != nil {
+			r.id = string(m[1])
+		}
+	}
 	var res struct {
 		Nodes []struct {
 			Node  string `json:"node"`
