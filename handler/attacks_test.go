@@ -220,8 +220,12 @@ func TestStaleClaimIsRecovered(t *testing.T) {
 	if err := os.WriteFile(claim, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Said so, but not final: an agent that left mid-query leaves such a
+	// claim too (its handler stopped between the claim and the write), and
+	// a "failed" answer made a churn deploy exit 1 for a node the re-sent
+	// request would have run on.
 	st := askStatus(t, a, `{"id":"claimed-1"}`)
-	if st.Phase != protocol.PhaseFailed || st.Reason != protocol.ReasonStateError || !strings.Contains(st.Message, "never written") {
+	if st.Phase != protocol.PhaseUnknown || !strings.Contains(st.Message, "never written") {
 		t.Fatalf("status of a claim without a record: %+v", st)
 	}
 	if ans := ask(t, a, `{"id":"claimed-1"}`); ans.Result != protocol.RunStarted || started != 1 {

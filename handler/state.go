@@ -211,8 +211,10 @@ func (s state) recordName(id, kind string) string {
 
 // read reads id's record of kind for an answer: os.ErrNotExist when the
 // node has none, else an error naming the file when the record cannot be
-// read, or when only its claim is there (its write failed), so that an
-// answer says so rather than "no record".
+// read. A claim with no record (its write failed, or its handler was
+// stopped between the two, as an agent that leaves mid-query does) is a
+// *claimError: no record, but said so; the next request for the id takes
+// the claim over (create), so an answer must not make it final.
 func (s state) read(id, kind string) (*Record, error) {
 	r, err := s.load(id, kind)
 	if !errors.Is(err, os.ErrNotExist) || !s.exists(id, kind) {
@@ -229,8 +231,18 @@ func (s state) read(id, kind string) (*Record, error) {
 	if !errors.Is(err, os.ErrNotExist) || !s.exists(id, kind) {
 		return r, err
 	}
-	return nil, fmt.Errorf("record %s was claimed but never written: a write failed (is the state disk full or read-only?)", s.recordName(id, kind))
+	return nil, &claimError{s.recordName(id, kind)}
 }
+
+// claimError: a record claimed but never written. It is "no record"
+// (os.ErrNotExist) with a reason.
+type claimError struct{ record string }
+
+func (e *claimError) Error() string {
+	return fmt.Sprintf("record %s was claimed but never written (a write failed, or its handler was stopped); the next request for this id takes it over", e.record)
+}
+
+func (e *claimError) Unwrap() error { return os.ErrNotExist }
 
 // writable tries a small write in the state directory: a full disk or a
 // read-only one fails it.

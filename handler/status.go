@@ -54,8 +54,14 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 	// never reached, and a retry of the id would wait on it in vain.
 	st.ID = req.ID
 	known := false
+	var claim *claimError
 	if rec, err := n.st.read(req.ID, KindRun); err == nil {
 		fillRun(&st, n.st.reconcile(rec, n.recoverRun))
+		known = true
+	} else if errors.As(err, &claim) {
+		// Not final: the CLI sends the request again, which takes the
+		// claim over.
+		st.Message = claim.Error()
 		known = true
 	} else if !errors.Is(err, os.ErrNotExist) {
 		st.Phase, st.Reason, st.Message = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
@@ -72,6 +78,9 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 				st.Targets, st.Batched = rec.Deploy.Targets, rec.Deploy.SyncOnly
 			}
 			st.Request = rec.request()
+		} else if errors.As(err, &claim) {
+			st.SyncMsg = claim.Error()
+			known = true
 		} else if !errors.Is(err, os.ErrNotExist) {
 			st.Sync, st.SyncReason, st.SyncMsg = protocol.PhaseFailed, protocol.ReasonStateError, err.Error()
 			known = true
