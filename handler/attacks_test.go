@@ -376,3 +376,34 @@ func TestHoldRunLockIsARunInProgress(t *testing.T) {
 		t.Fatalf("with puppettest's run lock held: %+v", ans)
 	}
 }
+
+// A run claimed by a handler that was stopped before any worker took it
+// (its agent left mid-query and took its handlers along) never started.
+// It was called failed (worker_died) 30 s later, and a deploy exited 1 for
+// a node that never ran (bench/fleet churn, 150 agents, 15 leaving and
+// rejoining). Now it is no record, said so, and the next request runs it,
+// whether a status query or the request comes first.
+func TestRunWhoseHandlerWasStoppedIsTakenOver(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, statusFirst := range []bool{true, false} {
+		started := 0
+		a := nodeAt(t, RoleAgent, filepath.Join(t.TempDir(), "state"), &started)
+		rec := a.newRecord("orphan-1", KindRun, protocol.PhasePending, protocol.Request{}, nil)
+		rec.HandlerPID, rec.HandlerStart = gone.Process.Pid, 1
+		if err := a.st.create(rec); err != nil {
+			t.Fatal(err)
+		}
+		if statusFirst {
+			st := askStatus(t, a, `{"id":"orphan-1"}`)
+			if st.Phase != protocol.PhaseUnknown || !strings.Contains(st.Message, "never written") {
+				t.Fatalf("status of a run whose handler was stopped: %+v", st)
+			}
+		}
+		if ans := ask(t, a, `{"id":"orphan-1"}`); ans.Result != protocol.RunStarted || started != 1 {
+			t.Fatalf("status first %v: not taken over: %+v, %d started", statusFirst, ans, started)
+		}
+	}
+}

@@ -137,8 +137,11 @@ func (n *Node) newRecord(id, kind, phase string, req protocol.Request, build *pr
 	if req.Environment == "" && (kind == KindSync || req.Module != "") {
 		req.Environment = n.cfg.Environment
 	}
-	return &Record{
+	r := &Record{
 		ID: id, Kind: kind, Phase: phase, Build: build, Created: time.Now(),
 		Environment: req.Environment, Module: req.Module, Ref: req.Ref,
+		HandlerPID: os.Getpid(),
 	}
+	r.HandlerStart, _ = processStart(r.HandlerPID)
+	return r
 }

@@ -38,6 +38,13 @@ type Record struct {
 	// until then, and is then recorded busy.
 	WaitUntil time.Time `json:"wait_until,omitzero"`
 
+	// HandlerPID is the handler that claimed the record, until it names
+	// the worker: a record with no worker whose handler is gone never
+	// started (the handler was stopped in between, as when its agent
+	// leaves mid-query), and the next request for the id takes it over.
+	HandlerPID   int   `json:"handler_pid,omitempty"`
+	HandlerStart int64 `json:"handler_start,omitempty"`
+
 	WorkerPID   int   `json:"worker_pid,omitempty"`
 	WorkerStart int64 `json:"worker_start,omitempty"` // clock ticks since boot, from /proc: guards against pid reuse
 	// PuppetPID is Puppet's process (its own group), so that a run whose
@@ -170,6 +177,10 @@ func (s state) create(r *Record) error {
 	f, err := os.OpenFile(path+".claim", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	switch {
 	case errors.Is(err, os.ErrExist):
+		old, lerr := s.load(r.ID, r.Kind)
+		if lerr == nil && old.neverStarted() {
+			break // its handler was stopped before a worker took it: take it over
+		}
 		if _, serr := os.Lstat(path); !errors.Is(serr, os.ErrNotExist) {
 			return err // a record (readable or not) stands
 		}
@@ -217,6 +228,9 @@ func (s state) recordName(id, kind string) string {
 // the claim over (create), so an answer must not make it final.
 func (s state) read(id, kind string) (*Record, error) {
 	r, err := s.load(id, kind)
+	if err == nil && r.neverStarted() {
+		return s.abandon(r)
+	}
 	if !errors.Is(err, os.ErrNotExist) || !s.exists(id, kind) {
 		return r, err
 	}
@@ -232,6 +246,29 @@ func (s state) read(id, kind string) (*Record, error) {
 		return r, err
 	}
 	return nil, &claimError{s.recordName(id, kind)}
+}
+
+// abandon turns a record that never started back into a bare claim, so
+// that it is answered as no record (the CLI sends the request again) and
+// the next request takes it over (create).
+func (s state) abandon(r *Record) (*Record, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, fmt.Errorf("state directory %s: %w", s.dir, err)
+	}
+	defer unlock()
+	now, err := s.load(r.ID, r.Kind)
+	if err != nil || !now.neverStarted() {
+		return now, err
+	}
+	path := s.recordPath(r.ID, r.Kind)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return now, err
+	}
+	if r.Kind == KindRun {
+		s.clearActive(r.ID)
+	}
+	return nil, &claimError{s.recordName(r.ID, r.Kind)}
 }
 
 // claimError: a record claimed but never written. It is "no record"
@@ -379,6 +416,16 @@ func (r *Record) puppetAlive() bool {
 	}
 	start, err := processStart(r.PuppetPID)
 	return err == nil && start == r.PuppetStart
+}
+
+// neverStarted: no worker took the record and the handler that made it
+// is gone, so none ever will.
+func (r *Record) neverStarted() bool {
+	if r.final() || r.WorkerPID != 0 || r.HandlerPID == 0 {
+		return false
+	}
+	start, err := processStart(r.HandlerPID)
+	return err != nil || start != r.HandlerStart
 }
 
 func (r *Record) workerAlive() bool {

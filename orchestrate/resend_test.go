@@ -2,6 +2,7 @@ package orchestrate
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -78,5 +79,42 @@ func TestResendsAreBounded(t *testing.T) {
 	_, _ = Deploy(context.Background(), f, opts)
 	if len(f.events) != 1+maxResends {
 		t.Fatalf("%d deploy events, want the first and %d resends", len(f.events), maxResends)
+	}
+}
+
+// A target whose record of the run is gone after it was seen pending (its
+// handler was stopped before a worker took the request, and the node gave
+// the record up) waits again and is sent the request again; it was left
+// pending to the timeout.
+func TestPendingTargetThatLostItsRecordIsAskedAgain(t *testing.T) {
+	f := cluster(finishedOK)
+	inner := f.answer
+	resent := false
+	f.answer = func(n, q string, p []byte) []byte {
+		if n != "qa2" {
+			return inner(n, q, p)
+		}
+		switch {
+		case q == protocol.QueryPuppetRun:
+			resent = true
+			b, _ := json.Marshal(protocol.RunAnswer{V: 1, Node: n, Result: protocol.RunStarted})
+			return b
+		case resent:
+			return inner(n, q, p)
+		case f.polls < 3:
+			return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhasePending})
+		}
+		return statusJSON(protocol.Status{Node: n, Role: "agent", Phase: protocol.PhaseUnknown, Message: "record runs/x/run.json was claimed but never written"})
+	}
+	opts := qaOptions("orphan-2")
+	opts.PollInterval = 10 * time.Millisecond
+	opts.ResendAfter = time.Millisecond
+	opts.MissedAfter = time.Minute
+	res, err := Deploy(context.Background(), f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resent || res.ExitCode != ExitOK || nodeStates(res)["qa2"] != StateFinished {
+		t.Fatalf("resent %v, exit %d, states %v", resent, res.ExitCode, nodeStates(res))
 	}
 }

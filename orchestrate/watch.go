@@ -365,6 +365,12 @@ func (w *watch) statusAnswer(r serfrpc.Response) error {
 		}
 	}
 	if st.Phase == protocol.PhaseUnknown || st.Phase == "" {
+		if t, ok := w.targets[r.From]; ok && t.State == StatePending {
+			// Its record is gone: the handler that took the request was
+			// stopped before a worker did, and the node gave the record
+			// up. It is waiting again, so that the request is sent again.
+			w.set(t, StateWaiting, "", st.Message)
+		}
 		return nil
 	}
 	if st.Request.Conflicts(w.request()) {
