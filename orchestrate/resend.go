@@ -49,8 +49,12 @@ func (r *resends) note(q serfrpc.Query, res *serfrpc.QueryResult) {
 	if r.busy == nil {
 		r.busy = map[string]bool{}
 	}
+	answered := make(map[string]bool, len(res.Responses))
+	for _, resp := range res.Responses {
+		answered[resp.From] = true
+	}
 	for _, n := range res.Acks {
-		r.busy[n] = !res.Responded(n)
+		r.busy[n] = !answered[n]
 	}
 }
 

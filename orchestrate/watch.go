@@ -53,6 +53,7 @@ type watch struct {
 	lastDiscovery time.Time
 	lastLogCheck  time.Time
 	resends       resends
+	lastProgress  time.Time
 }
 
 // A node whose answers cannot be read this many times in a row is given up.
@@ -518,8 +519,17 @@ func (w *watch) set(t *NodeResult, state, reason, message string) {
 		}
 	}
 	w.observer.event(Event{Time: time.Now(), Node: t.Node, State: state, Detail: detail})
-	w.progress()
+	// The count goes over every target: after each change it made a
+	// deploy's CPU grow with the square of the fleet (5.9 s of CLI CPU at
+	// 10,000 simulated members, 59 % of it here). The loop counts after
+	// every poll; between polls, at most every progressEvery.
+	if time.Since(w.lastProgress) >= progressEvery {
+		w.progress()
+	}
 }
+
+// progressEvery paces the spinner's count between polls.
+const progressEvery = 200 * time.Millisecond
 
 func (w *watch) giveUp(state, message string) {
 	for _, name := range w.order {
@@ -563,6 +573,7 @@ func (w *watch) allMastersDone() bool {
 }
 
 func (w *watch) progress() {
+	w.lastProgress = time.Now()
 	p := Progress{Total: len(w.targets)}
 	for _, t := range w.targets {
 		switch {

@@ -69,17 +69,3 @@ func (f Filter) String() string {
 	}
 	return strings.Join(parts, " ")
 }
-
-// matchNodes reports whether name is one of the filter's nodes (or the filter
-// names none).
-func (f Filter) matchNodes(name string) bool {
-	if len(f.Nodes) == 0 {
-		return true
-	}
-	for _, n := range f.Nodes {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
