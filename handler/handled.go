@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -33,15 +34,7 @@ func (s state) handledPath() string { return filepath.Join(s.dir, "handled-deplo
 // record has been pruned since.
 func (s state) handled(id string) (bool, error) {
 	ids, err := s.handledIDs()
-	if err != nil {
-		return false, err
-	}
-	for _, h := range ids {
-		if h == id {
-			return true, nil
-		}
-	}
-	return false, nil
+	return slices.Contains(ids, id), err
 }
 
 // rememberHandled adds a deploy id to the handled ones, dropping the

@@ -66,6 +66,15 @@ type SerfQueryResponse struct {
 	Payload []byte
 }
 
+// MaxTagsSize is serf's limit on a member's tags as it encodes them
+// (memberlist's node metadata; serf.go, encodeTags): over it the agent
+// refuses to start.
+const MaxTagsSize = 512
+
+// TagsSize is the size serf gives a member's tags: its one magic byte,
+// then the map as msgpack.
+func TagsSize(tags map[string]string) int { return encodedSize(tags) }
+
 func encodedSize(v any) int {
 	var buf bytes.Buffer
 	buf.WriteByte(0) // serf's message type

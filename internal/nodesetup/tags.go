@@ -1,20 +1,13 @@
 package nodesetup
 
 import (
-	"bytes"
 	"fmt"
 	"regexp"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/hashicorp/go-msgpack/v2/codec"
-
 	"github.com/serfdeploy/serfdeploy/protocol"
 )
-
-// serf refuses to start when its tags, msgpack-encoded after one magic
-// byte, exceed memberlist's node metadata limit (serf.go, encodeTags).
-const maxEncodedTags = 512
 
 // roleTag is the tag the CLI finds masters by (its --master-tag default,
 // role=puppetmaster); --role sets it, so --tag may not.
@@ -49,13 +42,8 @@ func ValidTag(key, value string) error {
 // tagsFit reports whether serf accepts these tags at start, sized as serf
 // encodes them.
 func tagsFit(tags map[string]string) error {
-	var buf bytes.Buffer
-	buf.WriteByte(0xff) // serf's tagMagicByte
-	if err := codec.NewEncoder(&buf, &codec.MsgpackHandle{}).Encode(tags); err != nil {
-		return fmt.Errorf("encoding the tags: %w", err)
-	}
-	if buf.Len() > maxEncodedTags {
-		return fmt.Errorf("the tags take %d bytes as serf encodes them, over serf's limit of %d: serf would not start", buf.Len(), maxEncodedTags)
+	if size := protocol.TagsSize(tags); size > protocol.MaxTagsSize {
+		return fmt.Errorf("the tags take %d bytes as serf encodes them, over serf's limit of %d: serf would not start", size, protocol.MaxTagsSize)
 	}
 	return nil
 }
