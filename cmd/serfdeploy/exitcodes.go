@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/serfdeploy/serfdeploy/orchestrate"
 )
 
 // exitCode is one line of a command's exit-code table.
@@ -12,98 +14,99 @@ type exitCode struct {
 	meaning string
 }
 
-// exitCodes is the one source of every command's exit codes: --help shows
+// exitCodes is the one source of every command's exit codes (the numbers
+// are orchestrate's, the API CI jobs gate on): --help shows
 // a command's own table, the app's --help the whole one (under ""), and a
 // test requires docs/commands.md and README.md to list the same codes. CI
 // jobs gate on these numbers. Hidden commands have none.
 var exitCodes = map[string][]exitCode{
 	"": {
-		{0, "every target finished without failures (with or without changes)"},
-		{1, "a puppet run failed on at least one node, or a target was disabled or busy with another run and did not apply the release, or applied another deploy's code (stale)"},
-		{2, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
-		{3, "nothing matched: no alive node matched the filters (report, watch: no record of that deploy id)"},
-		{4, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
-		{6, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
+		{orchestrate.ExitOK, "every target finished without failures (with or without changes)"},
+		{orchestrate.ExitFailed, "a puppet run failed on at least one node, or a target was disabled or busy with another run and did not apply the release, or applied another deploy's code (stale)"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
+		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters (report, watch: no record of that deploy id)"},
+		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
 	},
 	"deploy": {
-		{0, "every target finished without failures (with or without changes)"},
-		{1, "a puppet run failed on at least one node, or a target was disabled or busy with another run and did not apply the release, or applied another deploy's code (stale)"},
-		{2, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
-		{3, "nothing matched: no alive node matched the filters"},
-		{4, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
-		{6, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
+		{orchestrate.ExitOK, "every target finished without failures (with or without changes)"},
+		{orchestrate.ExitFailed, "a puppet run failed on at least one node, or a target was disabled or busy with another run and did not apply the release, or applied another deploy's code (stale)"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
+		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
 	},
 	"run": {
-		{0, "every target finished without failures (with or without changes)"},
-		{1, "a puppet run failed on at least one node, or a target was disabled or busy with another run, or applied other code than --expect-version (stale)"},
-		{2, "usage or bad input (unknown flag, malformed --tag, bad Puppet tags or --expect-version, an unwritable report path, an --id used for another request, more targets than --max-targets)"},
-		{3, "nothing matched: no alive node matched the filters"},
-		{4, "incomplete: timed out, interrupted, a node was lost or never got the run (and no run failed)"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials"},
-		{6, "--noop: every target finished without failures and at least one has pending changes (drift)"},
+		{orchestrate.ExitOK, "every target finished without failures (with or without changes)"},
+		{orchestrate.ExitFailed, "a puppet run failed on at least one node, or a target was disabled or busy with another run, or applied other code than --expect-version (stale)"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, bad Puppet tags or --expect-version, an unwritable report path, an --id used for another request, more targets than --max-targets)"},
+		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run (and no run failed)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift)"},
 	},
 	"watch": {
-		{0, "every target of the deploy or run finished without failures"},
-		{1, "a puppet run failed on at least one node, or a target was disabled, busy or stale"},
-		{2, "usage or bad input (no deploy id or a malformed one, an unwritable report path)"},
-		{3, "no node or master has a record of that deploy id"},
-		{4, "incomplete: timed out, interrupted, a node was lost, fewer nodes have a record than the deploy listed, or a master never answered (and no run failed)"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials"},
-		{6, "--noop: every target finished without failures and at least one has pending changes (drift)"},
+		{orchestrate.ExitOK, "every target of the deploy or run finished without failures"},
+		{orchestrate.ExitFailed, "a puppet run failed on at least one node, or a target was disabled, busy or stale"},
+		{orchestrate.ExitUsage, "usage or bad input (no deploy id or a malformed one, an unwritable report path)"},
+		{orchestrate.ExitNoTargets, "no node or master has a record of that deploy id"},
+		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost, fewer nodes have a record than the deploy listed, or a master never answered (and no run failed)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift)"},
 	},
 	"status": {
-		{0, "every matching node answered (with --id: and none failed that deploy)"},
-		{1, "with --id: that deploy failed on a node"},
-		{2, "usage or bad input (unknown flag, malformed --tag, a malformed --id)"},
-		{3, "no alive node matched the filters, or with --id no matching node has a record of that id"},
-		{4, "a node did not answer, or with --id the deploy is still under way on one"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitOK, "every matching node answered (with --id: and none failed that deploy)"},
+		{orchestrate.ExitFailed, "with --id: that deploy failed on a node"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, a malformed --id)"},
+		{orchestrate.ExitNoTargets, "no alive node matched the filters, or with --id no matching node has a record of that id"},
+		{orchestrate.ExitIncomplete, "a node did not answer, or with --id the deploy is still under way on one"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
 	},
 	"members": {
-		{0, "the members were listed (none matching is still 0)"},
-		{2, "usage or bad input (unknown flag, malformed --tag, an unknown --status)"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitOK, "the members were listed (none matching is still 0)"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, an unknown --status)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
 	},
 	"disable": {
-		{0, "every matching node is disabled now (or was already)"},
-		{1, "a node could not disable Puppet (its answer says why)"},
-		{2, "usage or bad input (no --tag or --node, no --message or a malformed one)"},
-		{3, "no alive node matched the filters"},
-		{4, "a node did not answer"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitOK, "every matching node is disabled now (or was already)"},
+		{orchestrate.ExitFailed, "a node could not disable Puppet (its answer says why)"},
+		{orchestrate.ExitUsage, "usage or bad input (no --tag or --node, no --message or a malformed one)"},
+		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "a node did not answer"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
 	},
 	"enable": {
-		{0, "every matching node is enabled now (or was already)"},
-		{1, "a node could not enable Puppet (its answer says why)"},
-		{2, "usage or bad input (no --tag or --node)"},
-		{3, "no alive node matched the filters"},
-		{4, "a node did not answer"},
-		{5, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitOK, "every matching node is enabled now (or was already)"},
+		{orchestrate.ExitFailed, "a node could not enable Puppet (its answer says why)"},
+		{orchestrate.ExitUsage, "usage or bad input (no --tag or --node)"},
+		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "a node did not answer"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
 	},
 	"report": {
-		{0, "every node of that deploy finished without failures"},
-		{1, "a puppet run of that deploy failed on at least one node, or a node was disabled, busy or stale"},
-		{2, "usage or bad input (no --log-url, no deploy id or a malformed one, an unwritable report path)"},
-		{3, "the logging service has no record of that deploy id since --since"},
-		{4, "a node has a started record and no finished one"},
-		{5, "infrastructure: logging service unreachable or refusing credentials"},
-		{6, "a --noop deploy: no failures and at least one node has pending changes"},
+		{orchestrate.ExitOK, "every node of that deploy finished without failures"},
+		{orchestrate.ExitFailed, "a puppet run of that deploy failed on at least one node, or a node was disabled, busy or stale"},
+		{orchestrate.ExitUsage, "usage or bad input (no --log-url, no deploy id or a malformed one, an unwritable report path)"},
+		{orchestrate.ExitNoTargets, "the logging service has no record of that deploy id since --since"},
+		{orchestrate.ExitIncomplete, "a node has a started record and no finished one"},
+		{orchestrate.ExitInfra, "infrastructure: logging service unreachable or refusing credentials"},
+		{orchestrate.ExitPending, "a --noop deploy: no failures and at least one node has pending changes"},
 	},
 	"handle": {
-		{0, "the event or query was handled, or is not serfdeploy's and was ignored"},
-		{2, "run by hand: SERF_EVENT is not set (it is serf's event handler), or a usage error"},
-		{5, "the node config cannot be read or is invalid, or the handler failed (handler.log says why)"},
+		{orchestrate.ExitOK, "the event or query was handled, or is not serfdeploy's and was ignored"},
+		{orchestrate.ExitUsage, "run by hand: SERF_EVENT is not set (it is serf's event handler), or a usage error"},
+		{orchestrate.ExitInfra, "the node config cannot be read or is invalid, or the handler failed (handler.log says why)"},
 	},
 	"install": {
-		{0, "done (or nothing changed)"},
-		{2, "bad input: nothing written"},
-		{5, "a file could not be read or written"},
+		{orchestrate.ExitOK, "done (or nothing changed)"},
+		{orchestrate.ExitUsage, "bad input: nothing written"},
+		{orchestrate.ExitInfra, "a file could not be read or written"},
 	},
 	"help": {
-		{0, "help shown"},
-		{2, "no such command"},
+		{orchestrate.ExitOK, "help shown"},
+		{orchestrate.ExitUsage, "no such command"},
 	},
 }
 
