@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -45,15 +43,6 @@ func runUnderUmask000(t *testing.T, env []string, name string, args ...string) i
 	return r
 }
 
-func gossipKey(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
 func fileMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -74,7 +63,7 @@ func fileMode(t *testing.T, path string) os.FileMode {
 func TestInstallCommandTwice(t *testing.T) {
 	root := t.TempDir()
 	p := nodesetup.PathsUnder(root)
-	rpc1, rpc2, key := `rpc "one" \ key`, `rpc\"two`, gossipKey(t)
+	rpc1, rpc2, key := `rpc "one" \ key`, `rpc\"two`, testcluster.NewKey(t)
 	r := runUnderUmask000(t, nil, bin, "install", "--root", root, "--binary", bin, "--node-name", "node-1",
 		"--role", "agent", "--rpc-auth", rpc1, "--encrypt-key", key, "--join", "127.0.0.1:7946",
 		"--tag", "segment=qa", "--tag", "team=web ops", "--tag", "list=a,b", "--tag", `x=`+topLevelTag, "--systemd")
@@ -202,7 +191,7 @@ func TestInstallCommandTwice(t *testing.T) {
 func TestInstalledConfigRunsRealAgent(t *testing.T) {
 	root := t.TempDir()
 	p := nodesetup.PathsUnder(root)
-	key, rpcKey := gossipKey(t), `rpc"key\`+gossipKey(t)[:8]
+	key, rpcKey := testcluster.NewKey(t), `rpc"key\`+testcluster.NewKey(t)[:8]
 	r := runUnderUmask000(t, nil, bin, "install", "--root", root, "--binary", bin, "--node-name", "installed",
 		"--rpc-auth", rpcKey, "--encrypt-key", key, "--tag", "team=web ops", "--tag", "x="+topLevelTag)
 	if r.code != 0 {
@@ -249,7 +238,7 @@ func TestInstalledConfigRunsRealAgent(t *testing.T) {
 	}
 
 	// Rotation as docs/security.md gives it; install keeps serf's keyring.
-	newer := gossipKey(t)
+	newer := testcluster.NewKey(t)
 	serf("keys", "-install", newer)
 	serf("keys", "-use", newer)
 	serf("keys", "-remove", key)

@@ -1,8 +1,6 @@
 package testcluster
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -16,15 +14,6 @@ import (
 // payload, or the member lines of a member event) to {dir}/events, and
 // answers queries with "ok".
 const recordHandler = `echo "$SERF_EVENT $SERF_USER_EVENT$SERF_QUERY_NAME $(cat)" >> {dir}/events; echo ok`
-
-func newKey(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
 
 func serfCmd(args ...string) (string, error) {
 	out, err := exec.Command("serf", args...).CombinedOutput()
@@ -70,7 +59,7 @@ func queryResponders(t *testing.T, rpcAddr, name, payload string) map[string]str
 // puppetrun query fired from the intruder reach no keyed node's handler,
 // while the same event and query fired from a keyed node reach both.
 func TestEncryptKeepsOutNodesWithoutTheKey(t *testing.T) {
-	key := newKey(t)
+	key := NewKey(t)
 	c := Start(t, Options{Handler: recordHandler},
 		NodeSpec{Name: "keyed-1", EncryptKey: key},
 		NodeSpec{Name: "keyed-2", EncryptKey: key})
@@ -78,7 +67,7 @@ func TestEncryptKeepsOutNodesWithoutTheKey(t *testing.T) {
 
 	for _, in := range []struct{ name, key string }{
 		{"intruder-nokey", ""},
-		{"intruder-otherkey", newKey(t)},
+		{"intruder-otherkey", NewKey(t)},
 	} {
 		t.Run(in.name, func(t *testing.T) {
 			ic := Start(t, Options{Handler: recordHandler}, NodeSpec{Name: in.name, EncryptKey: in.key})
