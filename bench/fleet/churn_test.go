@@ -99,7 +99,7 @@ func churnN(b *testing.B, bin string, n int, design string) {
 	for i := 1; i <= n; i++ {
 		agents = append(agents, agentName(i))
 	}
-	si, err := fleet.WriteStandIn(b.TempDir(), fleet.StandInRuns(*flagSeed, agents, *flagMin, *flagMax))
+	si, err := fleet.WriteStandIn(b.TempDir(), standInRuns(agents))
 	if err != nil {
 		b.Fatal(err)
 	}

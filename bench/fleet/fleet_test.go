@@ -94,6 +94,22 @@ var (
 	infos   = map[int]*fleetInfo{}
 )
 
+// standInRuns is each agent's stand-in run (-seed, -min, -max), every
+// -fail-long'th one failing with an answer that must be cut to serf's limit.
+func standInRuns(agents []string) map[string]fleet.StandInRun {
+	runs := fleet.StandInRuns(*flagSeed, agents, *flagMin, *flagMax)
+	if *flagFail > 0 {
+		for i, a := range agents {
+			if i%*flagFail == 0 {
+				r := runs[a]
+				r.FailBytes = 600 + (i*317)%4400
+				runs[a] = r
+			}
+		}
+	}
+	return runs
+}
+
 // sizesAndBinary reads -n and -bin; without -bin it builds serfdeploy.
 func sizesAndBinary(b *testing.B) ([]int, string) {
 	ns, err := parseNs(*flagN)
@@ -172,17 +188,7 @@ func benchN(b *testing.B, bin string, n int) {
 	for i := 1; i <= n; i++ {
 		agents = append(agents, agentName(i))
 	}
-	runs := fleet.StandInRuns(*flagSeed, agents, *flagMin, *flagMax)
-	if *flagFail > 0 {
-		for i, a := range agents {
-			if i%*flagFail == 0 {
-				r := runs[a]
-				r.FailBytes = 600 + (i*317)%4400
-				runs[a] = r
-			}
-		}
-	}
-	si, err := fleet.WriteStandIn(b.TempDir(), runs)
+	si, err := fleet.WriteStandIn(b.TempDir(), standInRuns(agents))
 	if err != nil {
 		b.Fatal(err)
 	}
