@@ -17,7 +17,7 @@ import (
 // second line of the sender's choosing in handler.log. Now the key is
 // refused, in one line, and no message can break a line anyway.
 func TestNewlineInATagKeyForgesNoLogLine(t *testing.T) {
-	f := startFleet(t)
+	f := startRig(t)
 	forged := "2026/01/01 00:00:00 master-01[1] deploy forged-1: installed motd at v9"
 	payload := `{"id":"nl-1","module":"motd","ref":"v1","tags":{"segment\n` + forged + `":"qa"}}`
 	serfCLI(t, f, "event", "-coalesce=false", protocol.EventDeploy, payload)
@@ -51,7 +51,7 @@ var handlerLine = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d master-01\
 // deploy's runs/<id> was pruned: serf hands it the old deploy event again.
 // Before, the master synced the old ref again and fired its runs.
 func TestReplayedDeployAfterPruneThroughSerf(t *testing.T) {
-	f := startFleet(t)
+	f := startRig(t)
 	payload := `{"id":"rp-1","module":"motd","ref":"v1","tags":{"segment":"qa"}}`
 	serfCLI(t, f, "event", "-coalesce=false", protocol.EventDeploy, payload)
 	waitPhase(t, f, "agent-01", "rp-1", func(s protocol.Status) bool { return protocol.Done(s.Phase) })

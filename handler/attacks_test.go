@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/puppet"
 )
 
 // nodeAt is a node of role whose state directory is stateDir, and whose
@@ -364,7 +364,7 @@ func TestReadOnlyStateDiskIsAnswered(t *testing.T) {
 // The test rigs' stand-in for a Puppet run in progress is one that Puppet
 // 7, and so the handler, take for one (a lock naming sleep is not).
 func TestHoldRunLockIsARunInProgress(t *testing.T) {
-	pn := puppettest.NewNode(t, "agent-01")
+	pn := puppet.NewNode(t, "agent-01")
 	release, err := pn.HoldRunLock()
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +373,7 @@ func TestHoldRunLockIsARunInProgress(t *testing.T) {
 	a := nodeAt(t, RoleAgent, filepath.Join(t.TempDir(), "state"), nil)
 	a.cfg.Puppet.StateDir = pn.StateDir()
 	if ans := ask(t, a, `{"id":"held-1"}`); ans.Result != protocol.RunBusy {
-		t.Fatalf("with puppettest's run lock held: %+v", ans)
+		t.Fatalf("with puppet's run lock held: %+v", ans)
 	}
 }
 

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/puppet"
 )
 
 // runReal runs real Puppet the way workRun does and classifies the result.
-func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, []protocol.FailedResource) {
+func runReal(t *testing.T, node *puppet.Node, args []string) (int, outcome, []protocol.FailedResource) {
 	t.Helper()
 	dir := t.TempDir()
 	jsonLog := filepath.Join(dir, "puppet.jsonl")
@@ -28,7 +28,7 @@ func runReal(t *testing.T, node *puppettest.Node, args []string) (int, outcome, 
 	summary, _ := readSummary(node.SummaryFile(), start, "")
 	entries := readLogEntries(jsonLog)
 	o := classify(exit, summary, entries, string(out), node.StateDir())
-	t.Logf("exit %d -> %+v (%s)\n%s", exit, o, time.Since(start).Round(time.Millisecond), puppettest.Output(out))
+	t.Logf("exit %d -> %+v (%s)\n%s", exit, o, time.Since(start).Round(time.Millisecond), puppet.Output(out))
 	return exit, o, failedResources(entries)
 }
 
@@ -45,8 +45,8 @@ func manifest(t *testing.T, body string) string {
 // server listens. The disabled check happens before any connection; the
 // run lock is taken only after the certificate bootstrap, so "busy" is
 // tested against a real server (cmd/serfdeploy's server tests).
-func agentAgainstNothing(n *puppettest.Node) []string {
-	args := n.AgentArgs(&puppettest.Server{Port: 1})
+func agentAgainstNothing(n *puppet.Node) []string {
+	args := n.AgentArgs(&puppet.Server{Port: 1})
 	for i, a := range args {
 		if a == "{environment}" {
 			args[i] = "production"
@@ -60,14 +60,14 @@ func TestClassifyRealPuppet(t *testing.T) {
 		t.Skip("runs real Puppet")
 	}
 	t.Run("changes applied", func(t *testing.T) {
-		n := puppettest.NewNode(t, "apply-ok")
+		n := puppet.NewNode(t, "apply-ok")
 		exit, o, _ := runReal(t, n, n.ApplyArgs(t.TempDir(), manifest(t, `notify { "hello": }`)))
 		if exit != 2 || o.phase != protocol.PhaseFinished {
 			t.Fatalf("exit %d %+v", exit, o)
 		}
 	})
 	t.Run("failing resource", func(t *testing.T) {
-		n := puppettest.NewNode(t, "apply-fail")
+		n := puppet.NewNode(t, "apply-fail")
 		exit, o, failed := runReal(t, n, n.ApplyArgs(t.TempDir(), manifest(t, `exec { "boom": command => "/bin/false" }
 notify { "fine": }`)))
 		if (exit != 4 && exit != 6) || o.phase != protocol.PhaseFailed || o.reason != protocol.ReasonResourcesFailed {
@@ -81,14 +81,14 @@ notify { "fine": }`)))
 		}
 	})
 	t.Run("syntax error", func(t *testing.T) {
-		n := puppettest.NewNode(t, "apply-syntax")
+		n := puppet.NewNode(t, "apply-syntax")
 		exit, o, _ := runReal(t, n, n.ApplyArgs(t.TempDir(), manifest(t, `notify { "broken": `)))
 		if exit != 1 || o.phase != protocol.PhaseFailed || o.reason != protocol.ReasonCompileError || !strings.Contains(strings.ToLower(o.message), "syntax error") {
 			t.Fatalf("exit %d %+v", exit, o)
 		}
 	})
 	t.Run("agent disabled", func(t *testing.T) {
-		n := puppettest.NewNode(t, "agent-disabled")
+		n := puppet.NewNode(t, "agent-disabled")
 		if err := n.Disable("maintenance by alice"); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ notify { "fine": }`)))
 		}
 	})
 	t.Run("server unreachable", func(t *testing.T) {
-		n := puppettest.NewNode(t, "agent-unreachable")
+		n := puppet.NewNode(t, "agent-unreachable")
 		exit, o, _ := runReal(t, n, agentAgainstNothing(n))
 		if exit != 1 || o.phase != protocol.PhaseFailed || o.reason != protocol.ReasonServerUnreachable {
 			t.Fatalf("exit %d %+v", exit, o)

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // The tests below drive the handlers through real serf agents with the
 // serf CLI, as another tool (or an attacker on the network) could, rather
 // than through serfdeploy's own commands.
 
-func serfCLI(t *testing.T, f *fleet.Fleet, args ...string) string {
+func serfCLI(t *testing.T, f *deployrig.Rig, args ...string) string {
 	t.Helper()
 	rpc := f.Cluster.Node("master-01").RPCAddr
 	full := append([]string{args[0], "-rpc-addr", rpc}, args[1:]...)
@@ -29,26 +29,26 @@ func serfCLI(t *testing.T, f *fleet.Fleet, args ...string) string {
 	return string(out)
 }
 
-func startFleet(t *testing.T) *fleet.Fleet { return startFleetWith(t, fleet.Options{}) }
+func startRig(t *testing.T) *deployrig.Rig { return startRigWith(t, deployrig.Options{}) }
 
-// startFleetWith starts the three nodes with opts (Bin and Nodes set here).
-func startFleetWith(t *testing.T, opts fleet.Options) *fleet.Fleet {
+// startRigWith starts the three nodes with opts (Bin and Nodes set here).
+func startRigWith(t *testing.T, opts deployrig.Options) *deployrig.Rig {
 	dir := t.TempDir()
-	bin, err := fleet.BuildBinary(dir)
+	bin, err := deployrig.BuildBinary(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Bin = bin
-	opts.Nodes = []fleet.Node{
+	opts.Nodes = []deployrig.Node{
 		{Name: "master-01", Master: true},
 		{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
 		{Name: "agent-02", Tags: map[string]string{"segment": "prod"}},
 	}
-	return fleet.Start(t, opts)
+	return deployrig.Start(t, opts)
 }
 
 // status asks one node for its puppet-status of id through `serf query`.
-func status(t *testing.T, f *fleet.Fleet, node, id string) protocol.Status {
+func status(t *testing.T, f *deployrig.Rig, node, id string) protocol.Status {
 	t.Helper()
 	payload, _ := json.Marshal(protocol.StatusRequest{ID: id})
 	out := serfCLI(t, f, "query", "-format", "json", "-node", node, "-timeout", "3s", protocol.QueryPuppetStatus, string(payload))
@@ -68,7 +68,7 @@ func status(t *testing.T, f *fleet.Fleet, node, id string) protocol.Status {
 	return st
 }
 
-func waitPhase(t *testing.T, f *fleet.Fleet, node, id string, done func(protocol.Status) bool) protocol.Status {
+func waitPhase(t *testing.T, f *deployrig.Rig, node, id string, done func(protocol.Status) bool) protocol.Status {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	var st protocol.Status
@@ -84,7 +84,7 @@ func waitPhase(t *testing.T, f *fleet.Fleet, node, id string, done func(protocol
 }
 
 func TestDuplicateDeployRunsPuppetOnce(t *testing.T) {
-	f := startFleet(t)
+	f := startRig(t)
 	counter := filepath.Join(t.TempDir(), "runs")
 	f.Repo.CommitModule("v2", f.Files, fmt.Sprintf(`  exec { "count": command => "/bin/sh -c 'echo run >> %s'" }`, counter))
 	payload := `{"id":"dup-1","module":"motd","ref":"v2","tags":{"segment":"qa"}}`
@@ -119,7 +119,7 @@ func TestDuplicateDeployRunsPuppetOnce(t *testing.T) {
 }
 
 func TestMaliciousPayloadsAreRejected(t *testing.T) {
-	f := startFleet(t)
+	f := startRig(t)
 	pwned := filepath.Join(t.TempDir(), "pwned")
 	for _, p := range []string{
 		`{"id":"evil-1","module":"motd;touch ` + pwned + `","ref":"v1"}`,
@@ -154,7 +154,7 @@ func TestMaliciousPayloadsAreRejected(t *testing.T) {
 }
 
 func TestBadRefFailsSyncAndNoAgentRuns(t *testing.T) {
-	f := startFleet(t)
+	f := startRig(t)
 	serfCLI(t, f, "event", "-coalesce=false", protocol.EventDeploy, `{"id":"badref","module":"motd","ref":"no-such-branch"}`)
 	st := waitPhase(t, f, "master-01", "badref", func(s protocol.Status) bool { return s.Sync == protocol.PhaseFailed })
 	if !strings.Contains(st.SyncMsg, "no-such-branch") {
@@ -168,7 +168,7 @@ func TestBadRefFailsSyncAndNoAgentRuns(t *testing.T) {
 // An operator's own handlers run beside serfdeploy's, through a second
 // -event-handler: the shell router (scripts/handler-router.sh).
 func TestCustomHandlersFromTheHandlersDir(t *testing.T) {
-	f := startFleetWith(t, fleet.Options{OperatorHandlers: true})
+	f := startRigWith(t, deployrig.Options{OperatorHandlers: true})
 	dir := f.HandlersDir("agent-01")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

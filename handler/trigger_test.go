@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // TestTriggerCountsLateAnswersAsReached: a node whose handler queue is
@@ -24,10 +24,10 @@ func TestTriggerCountsLateAnswersAsReached(t *testing.T) {
 	script := filepath.Join(dir, "handler.sh")
 	// slow-01 stands for a node whose handler runs after the query's end.
 	os.WriteFile(script, []byte("#!/bin/sh\ncat >/dev/null\n[ \"$SERF_SELF_NAME\" = slow-01 ] && sleep 3\necho \""+strings.ReplaceAll(answer, `"`, `\"`)+"\"\n"), 0o755)
-	c := testcluster.Start(t, testcluster.Options{Handler: "query:" + protocol.QueryPuppetRun + "=" + script},
-		testcluster.NodeSpec{Name: "master-01"},
-		testcluster.NodeSpec{Name: "fast-01", Tags: map[string]string{"segment": "qa"}},
-		testcluster.NodeSpec{Name: "slow-01", Tags: map[string]string{"segment": "qa"}},
+	c := serfcluster.Start(t, serfcluster.Options{Handler: "query:" + protocol.QueryPuppetRun + "=" + script},
+		serfcluster.NodeSpec{Name: "master-01"},
+		serfcluster.NodeSpec{Name: "fast-01", Tags: map[string]string{"segment": "qa"}},
+		serfcluster.NodeSpec{Name: "slow-01", Tags: map[string]string{"segment": "qa"}},
 	)
 	n := testNode(t, "/bin/true")
 	n.cfg.Serf.RPCAddr = c.Node("master-01").RPCAddr

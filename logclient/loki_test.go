@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 // eventually retries read until it succeeds or 30s pass: Loki makes a
@@ -43,8 +43,8 @@ func eventually(t *testing.T, what string, read func() error) {
 }
 
 func TestRealLoki(t *testing.T) {
-	loki := lokitest.Start(t)
-	c := testClient(t, loki.URL, Config{})
+	lk := loki.Start(t)
+	c := testClient(t, lk.URL, Config{})
 	ctx := context.Background()
 	now := time.Now()
 	var recs []protocol.RunRecord
@@ -76,15 +76,15 @@ func TestRealLoki(t *testing.T) {
 
 	// Loki down: records wait in the spool, then all arrive.
 	spool := Spool{Dir: t.TempDir()}
-	loki.Stop()
+	lk.Stop()
 	for i := 1; i <= 3; i++ {
 		spool.Add(protocol.RunRecord{Event: "finished", DeployID: "deploy-3", Node: fmt.Sprintf("agent-%02d", i), Environment: "production", Time: time.Now()})
 	}
-	down := testClient(t, loki.URL, Config{Retries: 1})
+	down := testClient(t, lk.URL, Config{Retries: 1})
 	if _, err := spool.Flush(ctx, down); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("flush to a stopped Loki: %v", err)
 	}
-	loki.Restart(t)
+	lk.Restart(t)
 	if n, err := spool.Flush(ctx, c); n != 3 || err != nil {
 		t.Fatalf("flush after restart: %d %v", n, err)
 	}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 // fakeLoki is a push endpoint that answers each push with status(records)
@@ -109,7 +109,7 @@ func addRecords(t *testing.T, s Spool, n int, rec func(i int) protocol.RunRecord
 func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 	now := time.Now()
 	tooOld := now.Add(-2 * time.Hour)
-	loki, c := newFakeLoki(t, func(recs []protocol.RunRecord) int {
+	fake, c := newFakeLoki(t, func(recs []protocol.RunRecord) int {
 		for _, r := range recs {
 			if r.Time.Before(now.Add(-time.Hour)) {
 				return http.StatusBadRequest
@@ -132,7 +132,7 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 		t.Fatalf("flush: sent %d, %v; want 7, nil", n, err)
 	}
 	var nodes []string
-	for _, r := range loki.took {
+	for _, r := range fake.took {
 		nodes = append(nodes, r.Node)
 	}
 	if got := strings.Join(nodes, " "); got != "n0 n1 n3 n4 n6 n7 n8" {
@@ -152,11 +152,11 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 			t.Fatalf("rejected/%s: %s (%v)", name, b, err)
 		}
 	}
-	pushes := loki.pushCount()
+	pushes := fake.pushCount()
 	t.Logf("10 records, 3 too old: %d pushes (1 batch, then 10 one at a time), 7 delivered, 3 set aside, spool empty", pushes)
 
-	if n, err := s.Flush(context.Background(), c); n != 0 || err != nil || loki.pushCount() != pushes {
-		t.Fatalf("second flush: sent %d, %v, %d more pushes; want nothing", n, err, loki.pushCount()-pushes)
+	if n, err := s.Flush(context.Background(), c); n != 0 || err != nil || fake.pushCount() != pushes {
+		t.Fatalf("second flush: sent %d, %v, %d more pushes; want nothing", n, err, fake.pushCount()-pushes)
 	}
 }
 
@@ -165,7 +165,7 @@ func TestSpoolSetsAsideRefusedRecords(t *testing.T) {
 func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
-			loki, c := newFakeLoki(t, func([]protocol.RunRecord) int { return code })
+			fake, c := newFakeLoki(t, func([]protocol.RunRecord) int { return code })
 			s := Spool{Dir: t.TempDir()}
 			addRecords(t, s, 250, func(i int) protocol.RunRecord { return protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i)} })
 			before := snapshot(t, s.Dir)
@@ -175,7 +175,7 @@ func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 				t.Fatalf("flush: sent %d, %v", n, err)
 			}
 			var sizes []int
-			for _, p := range loki.pushes {
+			for _, p := range fake.pushes {
 				sizes = append(sizes, len(p))
 			}
 			if fmt.Sprint(sizes) != fmt.Sprintf("[%d]", batchRecords) {
@@ -233,7 +233,7 @@ func TestSpoolTransientErrorKeepsRecords(t *testing.T) {
 // A long backlog goes in pushes of at most batchRecords records and
 // batchBytes bytes, oldest first, each record once.
 func TestSpoolBoundedBatches(t *testing.T) {
-	loki, c := newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
+	fake, c := newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
 	s := Spool{Dir: t.TempDir()}
 	addRecords(t, s, 1000, func(i int) protocol.RunRecord {
 		return protocol.RunRecord{DeployID: "d", Node: fmt.Sprintf("n%04d", i)}
@@ -242,15 +242,15 @@ func TestSpoolBoundedBatches(t *testing.T) {
 	if n != 1000 || err != nil {
 		t.Fatalf("flush: sent %d, %v", n, err)
 	}
-	if loki.pushCount() != 10 {
-		t.Fatalf("%d pushes, want 10", loki.pushCount())
+	if fake.pushCount() != 10 {
+		t.Fatalf("%d pushes, want 10", fake.pushCount())
 	}
-	for i, p := range loki.pushes {
+	for i, p := range fake.pushes {
 		if len(p) != batchRecords {
 			t.Fatalf("push %d holds %d records", i, len(p))
 		}
 	}
-	for i, r := range loki.took {
+	for i, r := range fake.took {
 		if r.Node != fmt.Sprintf("n%04d", i) {
 			t.Fatalf("record %d is %s: order or count wrong", i, r.Node)
 		}
@@ -258,11 +258,11 @@ func TestSpoolBoundedBatches(t *testing.T) {
 	if p, _ := s.Pending(); p != 0 {
 		t.Fatalf("%d pending", p)
 	}
-	t.Logf("1000 records in %d pushes of %d", loki.pushCount(), len(loki.pushes[0]))
+	t.Logf("1000 records in %d pushes of %d", fake.pushCount(), len(fake.pushes[0]))
 
 	// Large records: the byte bound cuts the batches; a record larger than
 	// the bound goes alone.
-	loki, c = newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
+	fake, c = newFakeLoki(t, func([]protocol.RunRecord) int { return http.StatusNoContent })
 	s = Spool{Dir: t.TempDir()}
 	addRecords(t, s, 100, func(i int) protocol.RunRecord {
 		r := protocol.RunRecord{DeployID: "d", Node: fmt.Sprint("n", i), Outcome: protocol.Outcome{Message: strings.Repeat("m", maxMessage)}}
@@ -278,15 +278,15 @@ func TestSpoolBoundedBatches(t *testing.T) {
 		t.Fatalf("flush of large records: sent %d, %v", n, err)
 	}
 	var sizes []string
-	for i, p := range loki.pushes {
+	for i, p := range fake.pushes {
 		alone := len(p) == 1 && len(p[0].Reason) > batchBytes
-		if loki.lines[i] > batchBytes && !alone {
-			t.Fatalf("push %d: %d records, %d bytes of lines", i, len(p), loki.lines[i])
+		if fake.lines[i] > batchBytes && !alone {
+			t.Fatalf("push %d: %d records, %d bytes of lines", i, len(p), fake.lines[i])
 		}
-		sizes = append(sizes, fmt.Sprintf("%d (%d KiB)", len(p), loki.lines[i]>>10))
+		sizes = append(sizes, fmt.Sprintf("%d (%d KiB)", len(p), fake.lines[i]>>10))
 	}
-	if loki.pushCount() < 4 || len(loki.took) != 100 {
-		t.Fatalf("%d pushes, %d records", loki.pushCount(), len(loki.took))
+	if fake.pushCount() < 4 || len(fake.took) != 100 {
+		t.Fatalf("%d pushes, %d records", fake.pushCount(), len(fake.took))
 	}
 	t.Logf("99 records of ~25 KiB and one of 2 MiB: pushes %s", strings.Join(sizes, ", "))
 }
@@ -325,8 +325,8 @@ func TestSpoolRejectedIsBounded(t *testing.T) {
 // config has reject_old_samples off, so this is the age limit it applies).
 // The old record is set aside, the fresh one sent with it is queryable.
 func TestSpoolRealLokiSetsAsideOldRecord(t *testing.T) {
-	loki := lokitest.Start(t) // fails, saying how to build it, if the binary is missing
-	c := testClient(t, loki.URL, Config{})
+	lk := loki.Start(t) // fails, saying how to build it, if the binary is missing
+	c := testClient(t, lk.URL, Config{})
 	ctx := context.Background()
 	now := time.Now()
 	rec := func(id string, at time.Time) protocol.RunRecord {

@@ -23,7 +23,7 @@ const sizeMargin = 16
 
 // The gossip messages below copy serf/messages.go field for field (names,
 // order and Go types), because their msgpack encoding is what serf
-// measures. They are exported for internal/serfsim, which encodes the same
+// measures. They are exported for testkit/serfsim, which encodes the same
 // messages with the values serf really sends, so the simulator and these
 // sizes cannot drift apart (and the simulator's test against a real serf
 // agent checks both).

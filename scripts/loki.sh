@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run Grafana Loki single-binary on loopback with filesystem storage, for
-# the demo (tests use internal/lokitest).
+# the demo (tests use testkit/loki).
 #
 # Usage: scripts/loki.sh config DIR HTTP_PORT GRPC_PORT            (writes DIR/loki.yaml only)
 #        scripts/loki.sh start DIR HTTP_PORT GRPC_PORT [BINARY]   (pid in DIR/loki.pid, log in DIR/loki.log)

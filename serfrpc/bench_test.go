@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // BenchmarkStatusPoll measures one status poll of five real agents, side by
@@ -15,14 +15,14 @@ import (
 //
 //	go test -run '^$' -bench StatusPoll -benchtime 10x ./serfrpc
 func BenchmarkStatusPoll(b *testing.B) {
-	var specs []testcluster.NodeSpec
+	var specs []serfcluster.NodeSpec
 	var names []string
 	for i := 1; i <= 5; i++ {
 		n := fmt.Sprintf("agent-%02d", i)
 		names = append(names, n)
-		specs = append(specs, testcluster.NodeSpec{Name: n})
+		specs = append(specs, serfcluster.NodeSpec{Name: n})
 	}
-	cl := testcluster.Start(b, testcluster.Options{Handler: "echo ok"}, specs...)
+	cl := serfcluster.Start(b, serfcluster.Options{Handler: "echo ok"}, specs...)
 	c, err := Connect(context.Background(), Config{Addr: cl.Nodes()[0].RPCAddr})
 	if err != nil {
 		b.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 func TestParseTagAndAnchor(t *testing.T) {
@@ -44,15 +44,15 @@ func connectTo(t *testing.T, addr, key string) *Client {
 // `serf query`: with five real agents answering, the query returns as soon
 // as the last expected answer is in, not at the timeout.
 func TestQueryEndsWhenAllAnswered(t *testing.T) {
-	var specs []testcluster.NodeSpec
+	var specs []serfcluster.NodeSpec
 	for _, n := range []string{"agent-01", "agent-010", "agent-02", "agent-03", "agent-04"} {
 		seg := "qa"
 		if n == "agent-04" {
 			seg = "prod"
 		}
-		specs = append(specs, testcluster.NodeSpec{Name: n, Tags: map[string]string{"fqdn": n, "segment": seg}})
+		specs = append(specs, serfcluster.NodeSpec{Name: n, Tags: map[string]string{"fqdn": n, "segment": seg}})
 	}
-	cl := testcluster.Start(t, testcluster.Options{Handler: "echo pong-{name}"}, specs...)
+	cl := serfcluster.Start(t, serfcluster.Options{Handler: "echo pong-{name}"}, specs...)
 	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
 	ctx := context.Background()
 
@@ -115,7 +115,7 @@ func TestConnectErrors(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), dead) {
 		t.Fatalf("dead agent: %v", err)
 	}
-	cl := testcluster.Start(t, testcluster.Options{RPCAuth: "k"}, testcluster.NodeSpec{Name: "a"})
+	cl := serfcluster.Start(t, serfcluster.Options{RPCAuth: "k"}, serfcluster.NodeSpec{Name: "a"})
 	_, err = Connect(context.Background(), Config{Addr: cl.Nodes()[0].RPCAddr, AuthKey: "wrong"})
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("wrong key: %v", err)
@@ -136,14 +136,14 @@ func TestConnectErrors(t *testing.T) {
 // answers. Before, the agent refused the whole query ("query exceeds limit
 // of 1024 bytes") and a deploy to 100 agents exited 2.
 func TestQueryToMoreNamesThanFitInOneQuery(t *testing.T) {
-	var specs []testcluster.NodeSpec
+	var specs []serfcluster.NodeSpec
 	var all []string
 	for i := 0; i < 6; i++ {
 		name := fmt.Sprintf("agent-%d-%s", i, strings.Repeat("x", 170))
 		all = append(all, name)
-		specs = append(specs, testcluster.NodeSpec{Name: name})
+		specs = append(specs, serfcluster.NodeSpec{Name: name})
 	}
-	cl := testcluster.Start(t, testcluster.Options{Handler: "echo pong"}, specs...)
+	cl := serfcluster.Start(t, serfcluster.Options{Handler: "echo pong"}, specs...)
 	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
 	res, err := c.Query(context.Background(), Query{
 		Name: "ping", Payload: []byte(`{"id":"x"}`), Filter: Filter{Nodes: all},
@@ -167,8 +167,8 @@ func TestQueryToMoreNamesThanFitInOneQuery(t *testing.T) {
 // dropped ("reply for non-running query" in the agent's log) and the node
 // was asked again every interval.
 func TestSlowNodeIsNotAskedAgain(t *testing.T) {
-	cl := testcluster.Start(t, testcluster.Options{Handler: "sh -c 'sleep 2; echo pong'"},
-		testcluster.NodeSpec{Name: "a"}, testcluster.NodeSpec{Name: "slow"})
+	cl := serfcluster.Start(t, serfcluster.Options{Handler: "sh -c 'sleep 2; echo pong'"},
+		serfcluster.NodeSpec{Name: "a"}, serfcluster.NodeSpec{Name: "slow"})
 	c := connectTo(t, cl.Nodes()[0].RPCAddr, "")
 	res, err := c.Query(context.Background(), Query{
 		Name: "ping", Filter: Filter{Nodes: []string{"slow"}},

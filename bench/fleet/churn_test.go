@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 var (
@@ -99,7 +99,7 @@ func churnN(b *testing.B, bin string, n int, design string) {
 	for i := 1; i <= n; i++ {
 		agents = append(agents, agentName(i))
 	}
-	si, err := fleet.WriteStandIn(b.TempDir(), standInRuns(agents))
+	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func churnN(b *testing.B, bin string, n int, design string) {
 
 	// 2: once settled, a deploy while some agents leave and rejoin.
 	alive, waited := waitAlive(master.RPCAddr, n+1, 2*time.Minute)
-	var flapping []*testcluster.Node
+	var flapping []*serfcluster.Node
 	step := 100 / max(*flagFlap, 1)
 	for i := step - 1; i < len(agents) && *flagFlap > 0; i += step {
 		flapping = append(flapping, f.Cluster.Node(agents[i]))
@@ -138,20 +138,20 @@ func record(b *testing.B, r churnRow) {
 // formFleet starts the master, then the agents one by one, -gap apart, each
 // joining the master without waiting for the others to see it. It returns
 // when the last agent has started, and the time the first did.
-func formFleet(b *testing.B, bin, design string, agents []string, si *fleet.StandIn) (*benchFleet, time.Time) {
+func formFleet(b *testing.B, bin, design string, agents []string, si *deployrig.StandIn) (*benchFleet, time.Time) {
 	b.Helper()
-	f, specs, puppet, repo := layOut(b, agents, si, "")
+	f, specs, pnodes, repo := layOut(b, agents, si, "")
 	dir := f.Dir
-	opts := testcluster.Options{Handler: churnHandler(b, bin, design, dir), JoinTimeout: time.Minute}
+	opts := serfcluster.Options{Handler: churnHandler(b, bin, design, dir), JoinTimeout: time.Minute}
 	start := time.Now()
-	f.Cluster = testcluster.Start(b, opts, specs[0])
-	f.writeConfig(b, "master", f.Cluster.Node("master").RPCAddr, puppet["master"], repo, si)
+	f.Cluster = serfcluster.Start(b, opts, specs[0])
+	f.writeConfig(b, "master", f.Cluster.Node("master").RPCAddr, pnodes["master"], repo, si)
 	for i, s := range specs[1:] {
 		if i > 0 {
 			time.Sleep(*flagGap)
 		}
 		n := f.Cluster.StartNode(b, s)
-		f.writeConfig(b, s.Name, n.RPCAddr, puppet[s.Name], repo, si)
+		f.writeConfig(b, s.Name, n.RPCAddr, pnodes[s.Name], repo, si)
 	}
 	b.Logf("%s: %d agents started one by one in %s", design, len(agents), time.Since(start).Round(time.Second))
 	return f, start
@@ -201,8 +201,8 @@ func churnLogs(f *benchFleet) []string {
 // churnDeploy fires one deploy of design (offsets: where each agent's log
 // stood before the scenario; cpu0: each agent process's CPU then) while the
 // flapping agents leave and rejoin, one every 300 ms from the fire on.
-func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenario string, agents []string, si *fleet.StandIn,
-	offsets []int64, cpu0 map[int]time.Duration, flapping []*testcluster.Node) churnRow {
+func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenario string, agents []string, si *deployrig.StandIn,
+	offsets []int64, cpu0 map[int]time.Duration, flapping []*serfcluster.Node) churnRow {
 	master := f.Cluster.Node("master")
 	id := fmt.Sprintf("churn-%d-%s-%d", len(agents), design, k)
 	var wg sync.WaitGroup
@@ -246,7 +246,7 @@ func churnDeploy(b *testing.B, f *benchFleet, bin, design string, k int, scenari
 	logs := churnLogs(f)
 	countLogs(logs, offsets, &cr.row)
 	for i, path := range logs {
-		runs, err := testcluster.HandlerRuns(path, offsets[i])
+		runs, err := serfcluster.HandlerRuns(path, offsets[i])
 		if err != nil {
 			continue
 		}

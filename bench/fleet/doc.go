@@ -1,5 +1,5 @@
 // Package fleetbench measures a deploy to N real serf agents on loopback
-// whose puppet command is a stand-in (internal/fleet/standin.go), side by
+// whose puppet command is a stand-in (testkit/deployrig/standin.go), side by
 // side with the article's design: one `serf query puppetrun`, then a shell
 // loop of `serf query puppet-status` until every target reports a final
 // phase. Nothing heavy runs without -bench or -startcost; see

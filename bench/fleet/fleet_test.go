@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 var (
@@ -96,8 +96,8 @@ var (
 
 // standInRuns is each agent's stand-in run (-seed, -min, -max), every
 // -fail-long'th one failing with an answer that must be cut to serf's limit.
-func standInRuns(agents []string) map[string]fleet.StandInRun {
-	runs := fleet.StandInRuns(*flagSeed, agents, *flagMin, *flagMax)
+func standInRuns(agents []string) map[string]deployrig.StandInRun {
+	runs := deployrig.StandInRuns(*flagSeed, agents, *flagMin, *flagMax)
 	if *flagFail > 0 {
 		for i, a := range agents {
 			if i%*flagFail == 0 {
@@ -118,7 +118,7 @@ func sizesAndBinary(b *testing.B) ([]int, string) {
 	}
 	bin := *flagBin
 	if bin == "" {
-		if bin, err = fleet.BuildBinary(b.TempDir()); err != nil {
+		if bin, err = deployrig.BuildBinary(b.TempDir()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -188,13 +188,13 @@ func benchN(b *testing.B, bin string, n int) {
 	for i := 1; i <= n; i++ {
 		agents = append(agents, agentName(i))
 	}
-	si, err := fleet.WriteStandIn(b.TempDir(), standInRuns(agents))
+	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
 	if err != nil {
 		b.Fatal(err)
 	}
 
 	// A start that fails (agents that do not join) is a result too: record it
-	// before testcluster fails the benchmark.
+	// before serfcluster fails the benchmark.
 	info.Err = fmt.Sprintf("the fleet did not start (see the log above; MemAvailable before: %d MiB)", info.MemAvail/1024)
 	t0 := time.Now()
 	f := startFleet(b, bin, agents, si)
@@ -463,14 +463,14 @@ func runArticle(b *testing.B, rpc, id string, agents []string, trigger string) r
 
 // waitTruth waits until every target has a ground-truth line for id, or
 // until no new line has come for `quiet`.
-func waitTruth(b *testing.B, path, id string, n int, quiet time.Duration) []fleet.TruthLine {
+func waitTruth(b *testing.B, path, id string, n int, quiet time.Duration) []deployrig.TruthLine {
 	last, lastCount := time.Now(), -1
 	for {
-		all, err := fleet.ReadTruth(path)
+		all, err := deployrig.ReadTruth(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var mine []fleet.TruthLine
+		var mine []deployrig.TruthLine
 		for _, l := range all {
 			if l.ID == id {
 				mine = append(mine, l)
@@ -486,7 +486,7 @@ func waitTruth(b *testing.B, path, id string, n int, quiet time.Duration) []flee
 	}
 }
 
-func fillTiming(r *row, truth []fleet.TruthLine) {
+func fillTiming(r *row, truth []deployrig.TruthLine) {
 	r.Total = r.exited.Sub(r.fired)
 	r.Ran = len(truth)
 	if len(truth) == 0 {
@@ -508,7 +508,7 @@ func fillTiming(r *row, truth []fleet.TruthLine) {
 // account compares what the command said of each target with what really
 // happened: a run that exited 0 or 2 must be "finished", a target without a
 // run must not be.
-func account(prev string, agents []string, truth []fleet.TruthLine, states map[string]string) string {
+func account(prev string, agents []string, truth []deployrig.TruthLine, states map[string]string) string {
 	if states == nil {
 		return prev
 	}

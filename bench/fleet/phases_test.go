@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // startPhases is where the time from fire to the last run's start went in
@@ -28,7 +28,7 @@ type startPhases struct {
 
 // readPhases reads the master's sync record and the agents' run records of
 // id from the fleet's state directories.
-func readPhases(dir, id string, agents []string, fired time.Time, truth []fleet.TruthLine) (startPhases, error) {
+func readPhases(dir, id string, agents []string, fired time.Time, truth []deployrig.TruthLine) (startPhases, error) {
 	var p startPhases
 	var rec struct{ Created, Started, Synced time.Time }
 	read := func(node, kind string) error {

@@ -9,7 +9,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // TestStandIn checks the stand-in puppet command the benchmark relies on:
@@ -17,8 +17,8 @@ import (
 // so that a plain `go test ./bench/fleet` stays quick.
 func TestStandIn(t *testing.T) {
 	nodes := []string{"agent-001", "agent-002", "agent-003", "agent-004"}
-	runs := fleet.StandInRuns(1, nodes, 2*time.Second, 10*time.Second)
-	again := fleet.StandInRuns(1, nodes, 2*time.Second, 10*time.Second)
+	runs := deployrig.StandInRuns(1, nodes, 2*time.Second, 10*time.Second)
+	again := deployrig.StandInRuns(1, nodes, 2*time.Second, 10*time.Second)
 	changed := 0
 	for _, n := range nodes {
 		r := runs[n]
@@ -32,13 +32,13 @@ func TestStandIn(t *testing.T) {
 			changed++
 		}
 	}
-	if other := fleet.StandInRuns(2, nodes, 2*time.Second, 10*time.Second); other["agent-001"] == runs["agent-001"] && other["agent-002"] == runs["agent-002"] {
+	if other := deployrig.StandInRuns(2, nodes, 2*time.Second, 10*time.Second); other["agent-001"] == runs["agent-001"] && other["agent-002"] == runs["agent-002"] {
 		t.Fatal("the seed changes nothing")
 	}
 	t.Logf("runs: %v (%d changed)", runs, changed)
 
 	dir := t.TempDir()
-	si, err := fleet.WriteStandIn(dir, map[string]fleet.StandInRun{
+	si, err := deployrig.WriteStandIn(dir, map[string]deployrig.StandInRun{
 		"n1": {Duration: 50 * time.Millisecond, Changed: true},
 		"n2": {Duration: 50 * time.Millisecond},
 	})
@@ -95,7 +95,7 @@ func TestStandIn(t *testing.T) {
 			t.Fatalf("%s: summary %+v\n%s", c.node, s, b)
 		}
 	}
-	truth, err := fleet.ReadTruth(si.Truth)
+	truth, err := deployrig.ReadTruth(si.Truth)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 var flagStartCost = flag.Int("startcost", 0, "TestHandlerStartCost: runs of each handler case (0: skip the test)")
@@ -60,7 +60,7 @@ func TestHandlerStartCost(t *testing.T) {
 	// change and one after): each is a design, in the same turns.
 	bins := strings.Split(*flagBin, ",")
 	if *flagBin == "" {
-		bin, err := fleet.BuildBinary(t.TempDir())
+		bin, err := deployrig.BuildBinary(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

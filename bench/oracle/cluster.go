@@ -14,18 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
+	"github.com/serfdeploy/serfdeploy/testkit/puppet"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // The cluster is kept for the whole campaign and reset between scenarios
 // (cluster.reset): one master, the agents, one node the CLI talks to
 // ("cli", never a target) and one spare node that joins during a deploy
-// ("late-01"). Its serf agents are started here, with internal/testcluster's
-// error-returning pieces, rather than by a testcluster.Cluster, which takes
+// ("late-01"). Its serf agents are started here, with testkit/serfcluster's
+// error-returning pieces, rather than by a serfcluster.Cluster, which takes
 // a testing.TB.
 
 const (
@@ -43,10 +43,10 @@ type node struct {
 	tags       map[string]string
 	bind, rpc  string
 	config     string
-	puppet     *puppettest.Node
+	puppet     *puppet.Node
 	logPath    string
 	mu         sync.Mutex
-	agent      *testcluster.Agent // the last one started; nil before
+	agent      *serfcluster.Agent // the last one started; nil before
 	restarts   int
 	wantJoined bool // base nodes: up between scenarios; the joiner: not
 }
@@ -56,10 +56,10 @@ type cluster struct {
 	bin     string
 	verbose bool
 	shim    *tbShim
-	loki    *lokitest.Loki // nil: no logging service
-	lokiOff bool           // stopped by a fault, not yet restarted
+	loki    *loki.Loki // nil: no logging service
+	lokiOff bool       // stopped by a fault, not yet restarted
 
-	repo    *fleet.Repo
+	repo    *deployrig.Repo
 	commits map[string]string // ref → commit
 
 	standin, plans, starts, truth, modules string
@@ -91,7 +91,7 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 			return nil, err
 		}
 	}
-	c.repo = fleet.NewRepo(c.shim, filepath.Join(dir, "git", module))
+	c.repo = deployrig.NewRepo(c.shim, filepath.Join(dir, "git", module))
 	for _, ref := range []string{"v1", "v2"} {
 		c.commits[ref] = c.repo.CommitModule(ref, files, "")
 	}
@@ -99,12 +99,12 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 		return nil, err
 	}
 	if withLoki {
-		lokiBin, err := lokitest.FindBinary()
+		lokiBin, err := loki.FindBinary()
 		if err != nil {
 			return nil, err
 		}
 		begin := time.Now()
-		if c.loki, err = lokitest.Launch(lokiBin, filepath.Join(dir, "loki")); err != nil {
+		if c.loki, err = loki.Launch(lokiBin, filepath.Join(dir, "loki")); err != nil {
 			return nil, err
 		}
 		c.shim.Logf("Loki ready at %s after %s", c.loki.URL, time.Since(begin).Round(time.Millisecond))
@@ -123,7 +123,7 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 		case cliName:
 			tags["role"] = "ci"
 		}
-		pn, err := puppettest.NewNodeIn(filepath.Join(dir, "puppet", name), name)
+		pn, err := puppet.NewNodeIn(filepath.Join(dir, "puppet", name), name)
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +152,7 @@ func newCluster(dir, bin string, agents int, withLoki, verbose bool) (c *cluster
 // writeConfig writes a node's handler config: the stand-in as its Puppet,
 // its own state, the master's repository, the logging service if any.
 func (c *cluster) writeConfig(n *node) error {
-	conf := fleet.NodeConfig{
+	conf := deployrig.NodeConfig{
 		StateDir: c.stateDir(n.name), HandlersDir: filepath.Join(c.dir, "handlers", n.name), Environment: "production",
 		RPCAddr: n.rpc, CodeDir: filepath.Join(c.dir, "code"), RepoDir: c.repo.Dir,
 		PuppetCommand: []string{"/bin/sh", c.standin, n.name, n.puppet.SummaryFile()},
@@ -167,7 +167,7 @@ func (c *cluster) writeConfig(n *node) error {
 func (c *cluster) stateDir(name string) string { return filepath.Join(c.dir, "state", name) }
 
 // current is n's agent: the last one started, nil before the first.
-func (n *node) current() *testcluster.Agent {
+func (n *node) current() *serfcluster.Agent {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.agent
@@ -185,11 +185,11 @@ func (c *cluster) start(n *node) error {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		if n.bind == "" || attempt > 0 {
-			bp, err := testcluster.FreePort(true)
+			bp, err := serfcluster.FreePort(true)
 			if err != nil {
 				return err
 			}
-			rp, err := testcluster.FreePort(false)
+			rp, err := serfcluster.FreePort(false)
 			if err != nil {
 				return err
 			}
@@ -212,8 +212,8 @@ func (c *cluster) start(n *node) error {
 	return fmt.Errorf("starting %s: %w", n.name, last)
 }
 
-func (c *cluster) tryStart(n *node) (*testcluster.Agent, error) {
-	conf := testcluster.AgentConfig{Name: n.name, BindAddr: n.bind, RPCAddr: n.rpc, Profile: "local", Tags: n.tags,
+func (c *cluster) tryStart(n *node) (*serfcluster.Agent, error) {
+	conf := serfcluster.AgentConfig{Name: n.name, BindAddr: n.bind, RPCAddr: n.rpc, Profile: "local", Tags: n.tags,
 		Handler: protocol.HandlerFilter() + "=" + fmt.Sprintf("%s handle --config %s", c.bin, n.config)}
 	if m := c.nodes[masterName]; n.name != masterName && m.bind != "" {
 		conf.Join = m.bind
@@ -228,8 +228,8 @@ func (c *cluster) tryStart(n *node) (*testcluster.Agent, error) {
 	cmd.Env = cleanEnv()
 	// In its own process group: the handlers it runs die with it on a
 	// SIGKILL (the workers have their own session).
-	return testcluster.StartAgent(cmd, n.logPath, func() error {
-		_, err := testcluster.Members(n.rpc)
+	return serfcluster.StartAgent(cmd, n.logPath, func() error {
+		_, err := serfcluster.Members(n.rpc)
 		return err
 	})
 }
@@ -284,7 +284,7 @@ func (c *cluster) sigterm(n *node) {
 // node see it; "" when all is well.
 func (c *cluster) membersProblem() string {
 	for _, obs := range []string{masterName, cliName} {
-		ms, err := testcluster.Members(c.nodes[obs].rpc)
+		ms, err := serfcluster.Members(c.nodes[obs].rpc)
 		if err != nil {
 			return err.Error()
 		}
@@ -310,7 +310,7 @@ func (c *cluster) waitMembers(bound time.Duration) error {
 func (c *cluster) waitAlive(name string, bound time.Duration) error {
 	return settle(bound, func() string {
 		for _, obs := range []string{masterName, cliName} {
-			ms, err := testcluster.Members(c.nodes[obs].rpc)
+			ms, err := serfcluster.Members(c.nodes[obs].rpc)
 			if err != nil {
 				return err.Error()
 			}
@@ -464,7 +464,7 @@ func (c *cluster) waitStandInsDone(bound time.Duration) []int {
 }
 
 // tbShim lets this program use the test helpers that take a testing.TB
-// (fleet.NewRepo, lokitest): Fatal panics with a tbFatal, recovered by the
+// (deployrig.NewRepo, loki): Fatal panics with a tbFatal, recovered by the
 // caller; TempDir and Cleanup work.
 type tbShim struct {
 	testing.TB

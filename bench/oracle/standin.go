@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // The oracle's stand-in for `puppet agent --test --detailed-exitcodes`.
-// internal/fleet's stand-in bakes one run per node into the script; here
+// testkit/deployrig's stand-in bakes one run per node into the script; here
 // each (deploy id, node) has its own plan, written before the deploy:
 // how long the run takes, whether it changes something, and its mode: ok,
 // fail (an Error line, exit 1 or 6), hostile (a 5 kB line with terminal
@@ -22,12 +22,12 @@ import (
 // module the master has installed (what a compile would use) and writes a
 // start line; at its end it writes a last_run_summary.yaml whose
 // config_version names that commit, as serfdeploy's config_version script
-// makes Puppet do, and appends internal/fleet's ground-truth line.
+// makes Puppet do, and appends testkit/deployrig's ground-truth line.
 //
 //	starts.txt  <node> <start unix-nanos> <pid> <id> <commit>
-//	truth.txt   <node> <start unix-nanos> <end unix-nanos> <exit> <id>  (fleet.ReadTruth)
+//	truth.txt   <node> <start unix-nanos> <end unix-nanos> <exit> <id>  (deployrig.ReadTruth)
 //
-// This is the run's body: fleet.StandInScript reads the arguments into n, f
+// This is the run's body: deployrig.StandInScript reads the arguments into n, f
 // and id before it and writes the summary (adding a "time: file" entry,
 // which serfdeploy does not read) and the ground-truth line after it.
 const standInBody = `# bench/oracle's stand-in: one plan per deploy id and node.
@@ -73,7 +73,7 @@ func (c *cluster) writeStandIn() error {
 		}
 	}
 	body := strings.NewReplacer("@PLANS@", c.plans, "@MODULES@", c.modules, "@STARTS@", c.starts).Replace(standInBody)
-	script, err := fleet.StandInScript(body, c.truth)
+	script, err := deployrig.StandInScript(body, c.truth)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ type run struct {
 	Exit     int
 }
 
-// readRuns joins the start lines with internal/fleet's ground-truth lines:
+// readRuns joins the start lines with testkit/deployrig's ground-truth lines:
 // id → node → runs, in start order.
 func readRuns(starts, truth string) (map[string]map[string][]*run, error) {
 	out := map[string]map[string][]*run{}
@@ -154,7 +154,7 @@ func readRuns(starts, truth string) (map[string]map[string][]*run, error) {
 			return nil, err
 		}
 	}
-	lines, err := fleet.ReadTruth(truth)
+	lines, err := deployrig.ReadTruth(truth)
 	if err != nil {
 		return nil, err
 	}

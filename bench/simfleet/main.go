@@ -1,5 +1,5 @@
 // Command simfleet runs the real serfdeploy binary against a simulated serf
-// agent with a fleet of N members (internal/serfsim) and prints, as a
+// agent with a fleet of N members (testkit/serfsim) and prints, as a
 // Markdown table, what a whole deploy cost the CLI and whether it got every
 // node right.
 //
@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/serfsim"
+	"github.com/serfdeploy/serfdeploy/testkit/serfsim"
 )
 
 type options struct {

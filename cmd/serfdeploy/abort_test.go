@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // slowLoki answers query_range as Loki does with no records. Once armed
@@ -73,7 +73,7 @@ func (l *slowLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // process and in --result-file. Before, both ended exit 5 ("the logging
 // service ... cannot be read"), the final read's about one time in four.
 func TestJenkinsAbortsAreExit4(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	cases := []struct {
 		name   string
 		loki   *slowLoki
@@ -145,7 +145,7 @@ func atRead(n int, after time.Duration) func(<-chan int) {
 }
 
 // runEnded says whether node's record of id says its run has ended.
-func runEnded(f *fleet.Fleet, node, id string) bool {
+func runEnded(f *deployrig.Rig, node, id string) bool {
 	var rec struct{ Finished time.Time }
 	b, err := os.ReadFile(filepath.Join(f.StateDir(node), "runs", id, "run.json"))
 	return err == nil && json.Unmarshal(b, &rec) == nil && !rec.Finished.IsZero()

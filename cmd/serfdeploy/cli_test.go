@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // oneLine checks the error contract: a single line on stderr, no stack
 // trace, no help dump. deploy and run first name their deploy id, on a
 // line of its own.
-func oneLine(t *testing.T, r fleet.Result, want string) {
+func oneLine(t *testing.T, r deployrig.Result, want string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 	if len(lines) > 1 && idLine.MatchString(lines[0]) {
@@ -76,7 +76,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := fleet.Run(t, bin, nil, c.args...)
+			r := deployrig.Run(t, bin, nil, c.args...)
 			if r.Code != c.code {
 				t.Fatalf("exit %d, want %d\n%s", r.Code, c.code, r)
 			}
@@ -90,7 +90,7 @@ func TestBadInput(t *testing.T) {
 
 func TestHelpListsExitCodes(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"deploy", "--help"}} {
-		r := fleet.Run(t, bin, nil, args...)
+		r := deployrig.Run(t, bin, nil, args...)
 		if r.Code != 0 {
 			t.Fatalf("%v: %s", args, r)
 		}
@@ -117,12 +117,12 @@ func TestHandleOutsideSerf(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("state_dir: "+t.TempDir()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := fleet.Run(t, bin, nil, "handle", "--config", cfg)
+	r := deployrig.Run(t, bin, nil, "handle", "--config", cfg)
 	if r.Code != 2 {
 		t.Fatalf("%s", r)
 	}
 	oneLine(t, r, "SERF_EVENT is not set")
-	r = fleet.Run(t, bin, []string{"SERF_EVENT=query", "SERF_QUERY_NAME=puppet-status", "SERF_SELF_NAME=n1"}, "handle", "--config", cfg+".missing")
+	r = deployrig.Run(t, bin, []string{"SERF_EVENT=query", "SERF_QUERY_NAME=puppet-status", "SERF_SELF_NAME=n1"}, "handle", "--config", cfg+".missing")
 	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
 		t.Fatalf("missing config: %s", r)
 	}

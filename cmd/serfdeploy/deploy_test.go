@@ -8,21 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/junitcheck"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/junitcheck"
 )
 
-// qaFleet: one master and three agents, the article's topology.
-func qaFleet(t *testing.T, opts fleet.Options) *fleet.Fleet {
+// qaRig: one master and three agents, the article's topology.
+func qaRig(t *testing.T, opts deployrig.Options) *deployrig.Rig {
 	opts.Bin = bin
-	opts.Nodes = []fleet.Node{
+	opts.Nodes = []deployrig.Node{
 		{Name: "master-01", Master: true},
 		{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
 		{Name: "agent-02", Tags: map[string]string{"segment": "qa"}},
 		{Name: "agent-03", Tags: map[string]string{"segment": "prod"}},
 	}
-	return fleet.Start(t, opts)
+	return deployrig.Start(t, opts)
 }
 
 var fast = []string{"--poll-interval", "500ms", "--timeout", "3m"}
@@ -31,7 +31,7 @@ func deployArgs(extra ...string) []string {
 	return append(append([]string{"deploy", "--module", "motd"}, fast...), extra...)
 }
 
-func decodeResult(t *testing.T, r fleet.Result) orchestrate.Result {
+func decodeResult(t *testing.T, r deployrig.Result) orchestrate.Result {
 	t.Helper()
 	var res orchestrate.Result
 	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
@@ -49,7 +49,7 @@ func states(res orchestrate.Result) map[string]string {
 }
 
 func TestDeployToQA(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI([]string{"BUILD_TAG=jenkins-release-7", "BUILD_URL=https://ci.example/job/release/7/", "JOB_NAME=release"},
 		deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
 	if r.Code != 0 {
@@ -127,7 +127,7 @@ func failOn(node string) string {
 }
 
 func TestDeployFailingOnOneNode(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2-broken", f.Files, failOn("agent-02"))
 	dir := t.TempDir()
 	junitPath := filepath.Join(dir, "junit.xml")
@@ -166,7 +166,7 @@ func TestDeployFailingOnOneNode(t *testing.T) {
 }
 
 func TestDeployNodeLostDuringRun(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2-slow", f.Files, `  if $trusted['certname'] == 'agent-02' {
     exec { 'slow': command => '/bin/sleep 30' }
   }`)
@@ -213,7 +213,7 @@ func TestDeployNodeLostDuringRun(t *testing.T) {
 }
 
 func TestDeployTimeout(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2-hang", f.Files, `  if $trusted['certname'] == 'agent-01' {
     exec { 'hang': command => '/bin/sleep 120' }
   }`)
@@ -227,7 +227,7 @@ func TestDeployTimeout(t *testing.T) {
 }
 
 func TestDeployErrors(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=staging")...)
 	if r.Code != 3 || !strings.Contains(r.Stderr, "segment=staging") {
 		t.Fatalf("no match: %s", r)
@@ -259,7 +259,7 @@ func TestDeployErrors(t *testing.T) {
 }
 
 func TestRunAndBusy(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa")...)
 	if r.Code != 0 {
 		t.Fatalf("deploy: %s", r)
@@ -279,7 +279,7 @@ func TestRunAndBusy(t *testing.T) {
 
 	// A run while another one is in progress answers busy.
 	f.Repo.CommitModule("v3-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 15' }`)
-	done := make(chan fleet.Result)
+	done := make(chan deployrig.Result)
 	go func() {
 		done <- f.CLI(nil, deployArgs("--ref", "v3-slow", "--node", "agent-01", "--id", "slow-one")...)
 	}()
@@ -367,7 +367,7 @@ func parseJUnit(t *testing.T, path string) *junitcheck.Doc {
 }
 
 func TestDeployToAnotherEnvironment(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	staging := filepath.Join(f.CodeDir, "environments", "staging")
 	for _, d := range []string{"modules", "manifests"} {
 		if err := os.MkdirAll(filepath.Join(staging, d), 0o755); err != nil {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // climbTo is a symlink target whose text stays inside the module (each d
@@ -24,7 +24,7 @@ func climbTo(abs string) string {
 // link, nothing outside is touched, nothing is installed, no agent runs;
 // a module whose link stays inside deploys as before.
 func TestDeployRefusesLinksOutOfTheModule(t *testing.T) {
-	f := fleet.Start(t, fleet.Options{Bin: bin, Nodes: []fleet.Node{
+	f := deployrig.Start(t, deployrig.Options{Bin: bin, Nodes: []deployrig.Node{
 		{Name: "master-01", Master: true},
 		{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
 	}})

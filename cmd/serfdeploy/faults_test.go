@@ -3,7 +3,7 @@ package main
 // Fault tests against real serf agents (docs/reliability.md): the logging
 // service down for a whole deploy, replayed deploy events, a target's or
 // the CLI's serf agent restarted mid-run, a target killed mid-run. The
-// agents run a stand-in for Puppet (internal/fleet/standin.go) whose
+// agents run a stand-in for Puppet (testkit/deployrig/standin.go) whose
 // ground-truth file says how many runs each node really made.
 
 import (
@@ -23,21 +23,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
-// faultFleet starts one master and the given agents (tags as given) whose
+// faultRig starts one master and the given agents (tags as given) whose
 // puppet command is the stand-in with runs.
-func faultFleet(t *testing.T, opts fleet.Options, agents []fleet.Node, runs map[string]fleet.StandInRun) (*fleet.Fleet, *fleet.StandIn) {
+func faultRig(t *testing.T, opts deployrig.Options, agents []deployrig.Node, runs map[string]deployrig.StandInRun) (*deployrig.Rig, *deployrig.StandIn) {
 	t.Helper()
 	opts.Bin = bin
-	opts.Nodes = append([]fleet.Node{{Name: "master-01", Master: true}}, agents...)
-	f := fleet.Start(t, opts)
-	si, err := fleet.WriteStandIn(filepath.Join(f.Dir, "standin"), runs)
+	opts.Nodes = append([]deployrig.Node{{Name: "master-01", Master: true}}, agents...)
+	f := deployrig.Start(t, opts)
+	si, err := deployrig.WriteStandIn(filepath.Join(f.Dir, "standin"), runs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func faultFleet(t *testing.T, opts fleet.Options, agents []fleet.Node, runs map[
 }
 
 // useStandIn swaps the node's puppet command in its config (written by
-// fleet.Start) for the stand-in.
-func useStandIn(t *testing.T, f *fleet.Fleet, si *fleet.StandIn, name string) {
+// deployrig.Start) for the stand-in.
+func useStandIn(t *testing.T, f *deployrig.Rig, si *deployrig.StandIn, name string) {
 	t.Helper()
 	path := filepath.Join(f.Dir, "config", name+".yaml")
 	b, err := os.ReadFile(path)
@@ -75,13 +75,13 @@ func useStandIn(t *testing.T, f *fleet.Fleet, si *fleet.StandIn, name string) {
 }
 
 // runsOf counts the stand-in's real runs of deploy id, by node.
-func runsOf(t *testing.T, si *fleet.StandIn, id string) map[string][]fleet.TruthLine {
+func runsOf(t *testing.T, si *deployrig.StandIn, id string) map[string][]deployrig.TruthLine {
 	t.Helper()
-	lines, err := fleet.ReadTruth(si.Truth)
+	lines, err := deployrig.ReadTruth(si.Truth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]fleet.TruthLine{}
+	out := map[string][]deployrig.TruthLine{}
 	for _, l := range lines {
 		if l.ID == id {
 			out[l.Node] = append(out[l.Node], l)
@@ -91,7 +91,7 @@ func runsOf(t *testing.T, si *fleet.StandIn, id string) map[string][]fleet.Truth
 }
 
 // runRecord reads a node's record of its run of id.
-func runRecord(t *testing.T, f *fleet.Fleet, node, id string) (phase string, exit *int) {
+func runRecord(t *testing.T, f *deployrig.Rig, node, id string) (phase string, exit *int) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(f.StateDir(node), "runs", id, "run.json"))
 	if err != nil {
@@ -135,7 +135,7 @@ func nodeOf(res orchestrate.Result, node string) orchestrate.NodeResult {
 // cliRun is a CLI started in the background.
 type cliRun struct {
 	done   chan struct{}
-	res    fleet.Result
+	res    deployrig.Result
 	ended  time.Time
 	err    error
 	stderr *bytes.Buffer
@@ -158,7 +158,7 @@ func startCLI(t *testing.T, rpcAddr string, args ...string) *cliRun {
 		defer close(c.done)
 		err := cmd.Wait()
 		c.ended = time.Now()
-		c.res = fleet.Result{Stdout: out.String(), Stderr: c.stderr.String()}
+		c.res = deployrig.Result{Stdout: out.String(), Stderr: c.stderr.String()}
 		var exitErr *exec.ExitError
 		switch {
 		case errors.As(err, &exitErr):
@@ -180,7 +180,7 @@ func startCLI(t *testing.T, rpcAddr string, args ...string) *cliRun {
 }
 
 // wait returns the CLI's result, failing after limit.
-func (c *cliRun) wait(t *testing.T, limit time.Duration) fleet.Result {
+func (c *cliRun) wait(t *testing.T, limit time.Duration) deployrig.Result {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -195,7 +195,7 @@ func (c *cliRun) wait(t *testing.T, limit time.Duration) fleet.Result {
 
 // sigtermAgent sends SIGTERM to n's serf agent alone (as systemd's
 // KillMode=process does) and waits for it to exit.
-func sigtermAgent(t *testing.T, n *testcluster.Node) {
+func sigtermAgent(t *testing.T, n *serfcluster.Node) {
 	t.Helper()
 	if !n.Terminate(15 * time.Second) {
 		t.Fatalf("serf agent %s still runs 15s after SIGTERM", n.Name)
@@ -203,7 +203,7 @@ func sigtermAgent(t *testing.T, n *testcluster.Node) {
 }
 
 // waitActive waits until node's run of id is under way.
-func waitActive(t *testing.T, f *fleet.Fleet, node, id string) time.Time {
+func waitActive(t *testing.T, f *deployrig.Rig, node, id string) time.Time {
 	t.Helper()
 	waitFor(t, 40*time.Second, func() bool {
 		b, _ := os.ReadFile(filepath.Join(f.StateDir(node), "active"))
@@ -213,7 +213,7 @@ func waitActive(t *testing.T, f *fleet.Fleet, node, id string) time.Time {
 }
 
 // handlerLogCount counts the lines of node's handler.log that contain s.
-func handlerLogCount(f *fleet.Fleet, node, s string) int {
+func handlerLogCount(f *deployrig.Rig, node, s string) int {
 	file, err := os.Open(filepath.Join(f.StateDir(node), "handler.log"))
 	if err != nil {
 		return 0
@@ -233,7 +233,7 @@ var sentLine = regexp.MustCompile(`logging: sent (\d+) record\(s\)`)
 
 // recordsSent sums what node's handler and workers told handler.log they
 // pushed to the logging service.
-func recordsSent(t *testing.T, f *fleet.Fleet, node string) int {
+func recordsSent(t *testing.T, f *deployrig.Rig, node string) int {
 	t.Helper()
 	b, _ := os.ReadFile(filepath.Join(f.StateDir(node), "handler.log"))
 	n := 0
@@ -285,12 +285,12 @@ func lokiLines(t *testing.T, lokiURL, id string) map[string]int {
 	return out
 }
 
-func spooled(f *fleet.Fleet, node string) int {
+func spooled(f *deployrig.Rig, node string) int {
 	names, _ := filepath.Glob(filepath.Join(f.StateDir(node), "spool", "*.json"))
 	return len(names)
 }
 
-var qaAgents = []fleet.Node{
+var qaAgents = []deployrig.Node{
 	{Name: "agent-01", Tags: map[string]string{"segment": "qa"}},
 	{Name: "agent-02", Tags: map[string]string{"segment": "qa"}},
 }
@@ -303,9 +303,9 @@ var qaAgents = []fleet.Node{
 // `serfdeploy report` reads every node finished, exit 0, each record in
 // Loki exactly once.
 func TestFaultLokiDownWholeDeployThenBack(t *testing.T) {
-	loki := lokitest.Start(t)
-	loki.Stop()
-	f, si := faultFleet(t, fleet.Options{LogURL: loki.URL}, qaAgents, map[string]fleet.StandInRun{
+	lk := loki.Start(t)
+	lk.Stop()
+	f, si := faultRig(t, deployrig.Options{LogURL: lk.URL}, qaAgents, map[string]deployrig.StandInRun{
 		"agent-01": {Duration: time.Second, Changed: true},
 		"agent-02": {Duration: time.Second, Changed: true},
 	})
@@ -354,18 +354,18 @@ func TestFaultLokiDownWholeDeployThenBack(t *testing.T) {
 		}
 	}()
 	restarted := time.Now()
-	loki.Restart(t)
+	lk.Restart(t)
 	back := time.Now()
 	// The product's own path: a puppet-status query makes each handler
 	// start a flush worker for what waits in its spool.
 	if st := f.CLI(nil, "status", "--tag", "segment=qa"); st.Code != orchestrate.ExitOK {
 		t.Fatalf("status: %s", st)
 	}
-	logEnv := []string{"SERFDEPLOY_LOG_URL=" + loki.URL}
-	var rep fleet.Result
+	logEnv := []string{"SERFDEPLOY_LOG_URL=" + lk.URL}
+	var rep deployrig.Result
 	deadline := time.Now().Add(40 * time.Second)
 	for {
-		rep = fleet.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", id, "--format", "json")
+		rep = deployrig.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", id, "--format", "json")
 		if rep.Code == orchestrate.ExitOK {
 			break
 		}
@@ -399,7 +399,7 @@ func TestFaultLokiDownWholeDeployThenBack(t *testing.T) {
 	}
 	// Exactly once: in Loki, and as the nodes sent them (Loki would
 	// silently drop a byte-identical second push).
-	lines := lokiLines(t, loki.URL, id)
+	lines := lokiLines(t, lk.URL, id)
 	want := map[string]int{"agent-01 started": 1, "agent-01 finished": 1, "agent-02 started": 1, "agent-02 finished": 1}
 	if fmt.Sprint(lines) != fmt.Sprint(want) {
 		t.Fatalf("lines of %s in Loki: %v, want %v", id, lines, want)
@@ -423,7 +423,7 @@ func TestFaultLokiDownWholeDeployThenBack(t *testing.T) {
 // old events to the handler again. Puppet runs exactly once per deploy id
 // on each node.
 func TestFaultReplayedDeployEvent(t *testing.T) {
-	f, si := faultFleet(t, fleet.Options{}, qaAgents, map[string]fleet.StandInRun{
+	f, si := faultRig(t, deployrig.Options{}, qaAgents, map[string]deployrig.StandInRun{
 		"agent-01": {Duration: 500 * time.Millisecond, Changed: true},
 		"agent-02": {Duration: 500 * time.Millisecond, Changed: true},
 	})
@@ -523,7 +523,7 @@ func mustJSON(t *testing.T, v any) []byte {
 func TestFaultNodeAgentRestartMidRun(t *testing.T) {
 	for _, how := range []string{"leave", "sigterm"} {
 		t.Run(how, func(t *testing.T) {
-			f, si := faultFleet(t, fleet.Options{}, qaAgents, map[string]fleet.StandInRun{
+			f, si := faultRig(t, deployrig.Options{}, qaAgents, map[string]deployrig.StandInRun{
 				"agent-01": {Duration: 6 * time.Second, Changed: true},
 				"agent-02": {Duration: time.Second, Changed: true},
 			})
@@ -568,8 +568,8 @@ func TestFaultNodeAgentRestartMidRun(t *testing.T) {
 // reconnects, or exits 5 naming the deploy id and how to re-attach; either
 // way the result stays right.
 func TestFaultCLIAgentRestartMidDeploy(t *testing.T) {
-	agents := append([]fleet.Node{{Name: "ci-01", Tags: map[string]string{"segment": "ci"}}}, qaAgents...)
-	f, si := faultFleet(t, fleet.Options{}, agents, map[string]fleet.StandInRun{
+	agents := append([]deployrig.Node{{Name: "ci-01", Tags: map[string]string{"segment": "ci"}}}, qaAgents...)
+	f, si := faultRig(t, deployrig.Options{}, agents, map[string]deployrig.StandInRun{
 		"agent-01": {Duration: 6 * time.Second, Changed: true},
 		"agent-02": {Duration: 6 * time.Second, Changed: true},
 	})
@@ -605,7 +605,7 @@ func TestFaultCLIAgentRestartMidDeploy(t *testing.T) {
 			}
 		}
 		// Re-attach as a pipeline would, through the restarted agent.
-		again := fleet.Run(t, bin, []string{"SERF_RPC_ADDR=" + ci.RPCAddr, "NO_COLOR=1"}, args...)
+		again := deployrig.Run(t, bin, []string{"SERF_RPC_ADDR=" + ci.RPCAddr, "NO_COLOR=1"}, args...)
 		if again.Code != orchestrate.ExitOK || !strings.Contains(again.Stderr, "following those runs") {
 			t.Fatalf("re-attaching with --id %s: %s", id, again)
 		}
@@ -646,7 +646,7 @@ func TestFaultCLIAgentRestartMidDeploy(t *testing.T) {
 // crashed machine, as serf sees it). It is reported lost from serf's
 // failure detection, not after its run, and the deploy exits 4.
 func TestFaultTargetKilled(t *testing.T) {
-	f, si := faultFleet(t, fleet.Options{}, qaAgents, map[string]fleet.StandInRun{
+	f, si := faultRig(t, deployrig.Options{}, qaAgents, map[string]deployrig.StandInRun{
 		"agent-01": {Duration: 15 * time.Second, Changed: true},
 		"agent-02": {Duration: time.Second, Changed: true},
 	})

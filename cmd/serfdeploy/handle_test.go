@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // TestHandleIgnoresOtherEvents: an agent registered without serfdeploy's
@@ -28,7 +28,7 @@ func TestHandleIgnoresOtherEvents(t *testing.T) {
 	} {
 		env = append(env, "SERF_SELF_NAME=n1")
 		for _, config := range []string{cfg + ".missing", cfg} {
-			r := fleet.Run(t, bin, env, "handle", "--config", config)
+			r := deployrig.Run(t, bin, env, "handle", "--config", config)
 			if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
 				t.Errorf("%v with config %s: %s", env, config, r)
 			}
@@ -38,7 +38,7 @@ func TestHandleIgnoresOtherEvents(t *testing.T) {
 		}
 	}
 	// serfdeploy's own still need their config.
-	r := fleet.Run(t, bin, []string{"SERF_EVENT=user", "SERF_USER_EVENT=deploy", "SERF_SELF_NAME=n1"}, "handle", "--config", cfg+".missing")
+	r := deployrig.Run(t, bin, []string{"SERF_EVENT=user", "SERF_USER_EVENT=deploy", "SERF_SELF_NAME=n1"}, "handle", "--config", cfg+".missing")
 	if r.Code == 0 {
 		t.Fatalf("the deploy event with a missing config: %s", r)
 	}

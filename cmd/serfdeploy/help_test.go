@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // visibleCommands lists the commands `serfdeploy --help` shows.
 func visibleCommands(t *testing.T) []string {
 	t.Helper()
-	r := fleet.Run(t, bin, nil, "--help")
+	r := deployrig.Run(t, bin, nil, "--help")
 	if r.Code != 0 {
 		t.Fatalf("%s", r)
 	}
@@ -42,7 +42,7 @@ func visibleCommands(t *testing.T) []string {
 // --help itself.
 func helpFlags(t *testing.T, cmd string) []string {
 	t.Helper()
-	r := fleet.Run(t, bin, nil, cmd, "--help")
+	r := deployrig.Run(t, bin, nil, cmd, "--help")
 	if r.Code != 0 {
 		t.Fatalf("%s", r)
 	}
@@ -95,24 +95,24 @@ func TestEachCommandShowsItsOwnExitCodes(t *testing.T) {
 		if cmd == "help" {
 			continue // urfave/cli's own command: its --help is the app's
 		}
-		r := fleet.Run(t, bin, nil, cmd, "--help")
+		r := deployrig.Run(t, bin, nil, cmd, "--help")
 		if got, want := helpCodes(r.Stdout), codesOf(cmd); !slices.Equal(got, want) || len(want) == 0 {
 			t.Errorf("%s --help lists exit codes %v, want %v:\n%s", cmd, got, want, r.Stdout)
 		}
 	}
-	if r := fleet.Run(t, bin, nil, "members", "--help"); strings.Contains(r.Stdout, "--noop") {
+	if r := deployrig.Run(t, bin, nil, "members", "--help"); strings.Contains(r.Stdout, "--noop") {
 		t.Errorf("members --help shows deploy's codes:\n%s", r.Stdout)
 	}
 }
 
 // TestHelpCommand: `serfdeploy help deploy` is `serfdeploy deploy --help`.
 func TestHelpCommand(t *testing.T) {
-	want := fleet.Run(t, bin, nil, "deploy", "--help")
-	got := fleet.Run(t, bin, nil, "help", "deploy")
+	want := deployrig.Run(t, bin, nil, "deploy", "--help")
+	got := deployrig.Run(t, bin, nil, "help", "deploy")
 	if got.Code != 0 || got.Stdout != want.Stdout {
 		t.Fatalf("help deploy:\n%s\nwant:\n%s", got, want.Stdout)
 	}
-	if r := fleet.Run(t, bin, nil, "help", "deploi"); r.Code != 2 {
+	if r := deployrig.Run(t, bin, nil, "help", "deploi"); r.Code != 2 {
 		t.Fatalf("help of an unknown command: %s", r)
 	}
 }
@@ -120,7 +120,7 @@ func TestHelpCommand(t *testing.T) {
 // TestHandleByHandIsAUsageError: a person running `serfdeploy handle` made
 // a usage error (2), also without a config file (it was 5 then).
 func TestHandleByHandIsAUsageError(t *testing.T) {
-	r := fleet.Run(t, bin, nil, "handle", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	r := deployrig.Run(t, bin, nil, "handle", "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	if r.Code != 2 {
 		t.Fatalf("want exit 2: %s", r)
 	}
@@ -132,7 +132,7 @@ func TestHandleByHandIsAUsageError(t *testing.T) {
 func TestFlagUsageHasNoBackquotes(t *testing.T) {
 	placeholder := regexp.MustCompile(`(?m)^   (--[a-z][a-z0-9-]*) (\S+)`)
 	for _, cmd := range visibleCommands(t) {
-		r := fleet.Run(t, bin, nil, cmd, "--help")
+		r := deployrig.Run(t, bin, nil, cmd, "--help")
 		_, opts, _ := strings.Cut(r.Stdout, "\nOPTIONS:\n")
 		for _, m := range placeholder.FindAllStringSubmatch(opts, -1) {
 			if m[2] != "value" {

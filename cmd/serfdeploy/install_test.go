@@ -12,8 +12,8 @@ import (
 
 	"github.com/serfdeploy/serfdeploy/handler"
 	"github.com/serfdeploy/serfdeploy/internal/nodesetup"
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // topLevelTag closed the old script's tags object and registered an event
@@ -63,7 +63,7 @@ func fileMode(t *testing.T, path string) os.FileMode {
 func TestInstallCommandTwice(t *testing.T) {
 	root := t.TempDir()
 	p := nodesetup.PathsUnder(root)
-	rpc1, rpc2, key := `rpc "one" \ key`, `rpc\"two`, testcluster.NewKey(t)
+	rpc1, rpc2, key := `rpc "one" \ key`, `rpc\"two`, serfcluster.NewKey(t)
 	r := runUnderUmask000(t, nil, bin, "install", "--root", root, "--binary", bin, "--node-name", "node-1",
 		"--role", "agent", "--rpc-auth", rpc1, "--encrypt-key", key, "--join", "127.0.0.1:7946",
 		"--tag", "segment=qa", "--tag", "team=web ops", "--tag", "list=a,b", "--tag", `x=`+topLevelTag, "--systemd")
@@ -191,13 +191,13 @@ func TestInstallCommandTwice(t *testing.T) {
 func TestInstalledConfigRunsRealAgent(t *testing.T) {
 	root := t.TempDir()
 	p := nodesetup.PathsUnder(root)
-	key, rpcKey := testcluster.NewKey(t), `rpc"key\`+testcluster.NewKey(t)[:8]
+	key, rpcKey := serfcluster.NewKey(t), `rpc"key\`+serfcluster.NewKey(t)[:8]
 	r := runUnderUmask000(t, nil, bin, "install", "--root", root, "--binary", bin, "--node-name", "installed",
 		"--rpc-auth", rpcKey, "--encrypt-key", key, "--tag", "team=web ops", "--tag", "x="+topLevelTag)
 	if r.code != 0 {
 		t.Fatalf("install: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	c := testcluster.Start(t, testcluster.Options{RPCAuth: rpcKey}, testcluster.NodeSpec{Name: "installed", ConfigDir: p.SerfDir})
+	c := serfcluster.Start(t, serfcluster.Options{RPCAuth: rpcKey}, serfcluster.NodeSpec{Name: "installed", ConfigDir: p.SerfDir})
 	n := c.Nodes()[0]
 	serf := func(args ...string) string {
 		t.Helper()
@@ -238,7 +238,7 @@ func TestInstalledConfigRunsRealAgent(t *testing.T) {
 	}
 
 	// Rotation as docs/security.md gives it; install keeps serf's keyring.
-	newer := testcluster.NewKey(t)
+	newer := serfcluster.NewKey(t)
 	serf("keys", "-install", newer)
 	serf("keys", "-use", newer)
 	serf("keys", "-remove", key)
@@ -250,7 +250,7 @@ func TestInstalledConfigRunsRealAgent(t *testing.T) {
 		t.Fatalf("keyring mode %04o", fileMode(t, p.Keyring))
 	}
 	n.Stop()
-	c = testcluster.Start(t, testcluster.Options{RPCAuth: rpcKey}, testcluster.NodeSpec{Name: "installed", ConfigDir: p.SerfDir})
+	c = serfcluster.Start(t, serfcluster.Options{RPCAuth: rpcKey}, serfcluster.NodeSpec{Name: "installed", ConfigDir: p.SerfDir})
 	n = c.Nodes()[0]
 	if out := serf("keys", "-list"); !strings.Contains(out, newer+"  [1/1]") || strings.Contains(out, key) {
 		t.Fatalf("serf keys -list after a restart:\n%s", out)

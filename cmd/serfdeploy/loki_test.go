@@ -12,17 +12,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/logclient"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 func TestDeployWithLoki(t *testing.T) {
-	loki := lokitest.Start(t)
-	f := qaFleet(t, fleet.Options{LogURL: loki.URL})
+	lk := loki.Start(t)
+	f := qaRig(t, deployrig.Options{LogURL: lk.URL})
 	f.Repo.CommitModule("v2-broken", f.Files, failOn("agent-02"))
-	logEnv := []string{"SERFDEPLOY_LOG_URL=" + loki.URL}
+	logEnv := []string{"SERFDEPLOY_LOG_URL=" + lk.URL}
 
 	r := f.CLI(append(logEnv, "BUILD_URL=https://ci.example/job/release/9/"),
 		deployArgs("--ref", "v2-broken", "--tag", "segment=qa", "--id", "loki-1")...)
@@ -36,7 +36,7 @@ func TestDeployWithLoki(t *testing.T) {
 	}
 
 	// The same result later, from Loki alone: no serf agent at this address.
-	rep := fleet.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", "loki-1", "--format", "json")
+	rep := deployrig.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", "loki-1", "--format", "json")
 	if rep.Code != 1 {
 		t.Fatalf("report: %s", rep)
 	}
@@ -56,17 +56,17 @@ func TestDeployWithLoki(t *testing.T) {
 	if res.Build == nil || res.Build.URL != "https://ci.example/job/release/9/" {
 		t.Fatalf("the record does not lead back to the build: %+v", res.Build)
 	}
-	txt := fleet.Run(t, bin, logEnv, "report", "loki-1")
+	txt := deployrig.Run(t, bin, logEnv, "report", "loki-1")
 	if txt.Code != 1 || !strings.Contains(txt.Stdout, "Exec[break-on-agent-02]") {
 		t.Fatalf("text report: %s", txt)
 	}
-	if unknown := fleet.Run(t, bin, logEnv, "report", "no-such-deploy"); unknown.Code != 3 || !strings.Contains(unknown.Stderr, "no record of deploy no-such-deploy") {
+	if unknown := deployrig.Run(t, bin, logEnv, "report", "no-such-deploy"); unknown.Code != 3 || !strings.Contains(unknown.Stderr, "no record of deploy no-such-deploy") {
 		t.Fatalf("unknown id: %s", unknown)
 	}
 
 	// Loki down while the runs finish: the records wait in the nodes'
 	// spools and all arrive once it is back.
-	loki.Stop()
+	lk.Stop()
 	r = f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "loki-2")...)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "no logging service configured") {
 		t.Fatalf("deploy while Loki is down, without --log-url: %s", r)
@@ -75,10 +75,10 @@ func TestDeployWithLoki(t *testing.T) {
 	if down.Code != 5 || !strings.Contains(down.Stderr, "nothing was deployed") {
 		t.Fatalf("deploy with an unreachable Loki: %s", down)
 	}
-	loki.Restart(t)
+	lk.Restart(t)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		rep = fleet.Run(t, bin, logEnv, "report", "loki-2", "--format", "json")
+		rep = deployrig.Run(t, bin, logEnv, "report", "loki-2", "--format", "json")
 		res = orchestrate.Result{}
 		json.Unmarshal([]byte(rep.Stdout), &res)
 		finished := 0
@@ -106,13 +106,13 @@ func TestLokiRefusesCredentials(t *testing.T) {
 		w.Write([]byte(`{"status":"success","data":{"resultType":"streams","result":[]}}`))
 	}))
 	defer srv.Close()
-	r := fleet.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + srv.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=wrong", "SERF_RPC_ADDR=" + deadAddr(t)},
+	r := deployrig.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + srv.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=wrong", "SERF_RPC_ADDR=" + deadAddr(t)},
 		"deploy", "--module", "motd", "--ref", "v1")
 	if r.Code != 5 {
 		t.Fatalf("wrong credentials: %s", r)
 	}
 	oneLine(t, r, "refused the credentials")
-	r = fleet.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + srv.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=right"}, "report", "x1")
+	r = deployrig.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + srv.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=right"}, "report", "x1")
 	if r.Code != 3 {
 		t.Fatalf("right credentials, unknown id: %s", r)
 	}
@@ -123,13 +123,13 @@ func TestLokiRefusesCredentials(t *testing.T) {
 // log record, node state or log file; only in the config files that hold
 // them.
 func TestNoSecretInAnyOutput(t *testing.T) {
-	loki := lokitest.Start(t)
+	lk := loki.Start(t)
 	const rpcKey, nodePassword, cliPassword = "rpc-s3cr3t-1f9a", "node-s3cr3t-7c2b", "cli-s3cr3t-4d8e"
-	f := qaFleet(t, fleet.Options{LogURL: loki.URL, RPCAuth: rpcKey,
+	f := qaRig(t, deployrig.Options{LogURL: lk.URL, RPCAuth: rpcKey,
 		ExtraConfig: "  username: serfdeploy\n  password: " + nodePassword + "\n"})
 	f.Repo.CommitModule("v2-broken", f.Files, failOn("agent-02"))
 	dir := t.TempDir()
-	env := []string{"SERFDEPLOY_LOG_URL=" + loki.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=" + cliPassword}
+	env := []string{"SERFDEPLOY_LOG_URL=" + lk.URL, "SERFDEPLOY_LOG_USER=ci", "SERFDEPLOY_LOG_PASSWORD=" + cliPassword}
 	var outputs []string
 	for _, args := range [][]string{
 		deployArgs("--ref", "v2-broken", "--tag", "segment=qa", "--id", "secret-1",
@@ -140,9 +140,9 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		r := f.CLI(env, args...)
 		outputs = append(outputs, r.Stdout, r.Stderr)
 	}
-	r := fleet.Run(t, bin, append(env, "SERF_RPC_ADDR="+f.Cluster.Node("master-01").RPCAddr, "SERF_RPC_AUTH=wrong-"+rpcKey), "members")
+	r := deployrig.Run(t, bin, append(env, "SERF_RPC_ADDR="+f.Cluster.Node("master-01").RPCAddr, "SERF_RPC_AUTH=wrong-"+rpcKey), "members")
 	outputs = append(outputs, r.Stdout, r.Stderr)
-	logs, err := logclient.New(logclient.Config{URL: loki.URL})
+	logs, err := logclient.New(logclient.Config{URL: lk.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

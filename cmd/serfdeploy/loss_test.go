@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // TestDeployUnderPacketLoss: five targets lose 20 % of the UDP sent to
@@ -31,15 +31,15 @@ import (
 func TestDeployUnderPacketLoss(t *testing.T) {
 	ns := lossNetNS(t)
 	targets := []string{"agent-01", "agent-02", "agent-03", "agent-04", "agent-05"}
-	runs := map[string]fleet.StandInRun{}
+	runs := map[string]deployrig.StandInRun{}
 	for i, a := range targets {
-		runs[a] = fleet.StandInRun{Duration: 2*time.Second + time.Duration(i)*500*time.Millisecond, Changed: true}
+		runs[a] = deployrig.StandInRun{Duration: 2*time.Second + time.Duration(i)*500*time.Millisecond, Changed: true}
 	}
-	var agents []fleet.Node
+	var agents []deployrig.Node
 	for _, a := range targets {
-		agents = append(agents, fleet.Node{Name: a, Tags: map[string]string{"segment": "loss"}})
+		agents = append(agents, deployrig.Node{Name: a, Tags: map[string]string{"segment": "loss"}})
 	}
-	f, si := faultFleet(t, fleet.Options{NetNS: ns}, agents, runs)
+	f, si := faultRig(t, deployrig.Options{NetNS: ns}, agents, runs)
 
 	// Joined: now the loss, on the targets' serf ports only (not the
 	// master's, so the answers reach the CLI's agent; not RPC, TCP).
@@ -80,8 +80,8 @@ func TestDeployUnderPacketLoss(t *testing.T) {
 	})
 
 	t.Run("one fails", func(t *testing.T) {
-		runs["agent-03"] = fleet.StandInRun{Duration: 3 * time.Second, Changed: true, FailBytes: 40}
-		si, err := fleet.WriteStandIn(filepath.Join(f.Dir, "standin-fail"), runs)
+		runs["agent-03"] = deployrig.StandInRun{Duration: 3 * time.Second, Changed: true, FailBytes: 40}
+		si, err := deployrig.WriteStandIn(filepath.Join(f.Dir, "standin-fail"), runs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +112,7 @@ func TestDeployUnderPacketLoss(t *testing.T) {
 
 // wantRunsOnce checks the stand-in's ground truth: each target ran id
 // exactly once, and nothing else ran it.
-func wantRunsOnce(t *testing.T, si *fleet.StandIn, id string, targets []string) {
+func wantRunsOnce(t *testing.T, si *deployrig.StandIn, id string, targets []string) {
 	t.Helper()
 	runs := runsOf(t, si, id)
 	for _, a := range targets {
@@ -138,12 +138,12 @@ func wantQuick(t *testing.T, took time.Duration) {
 // nsDeploy deploys ref to the tag segment=loss with id, the CLI inside ns,
 // and logs what the loss cost: time from fire to exit, queries, resends,
 // packets dropped.
-func nsDeploy(t *testing.T, ns string, f *fleet.Fleet, id, ref string) (fleet.Result, orchestrate.Result, time.Duration) {
+func nsDeploy(t *testing.T, ns string, f *deployrig.Rig, id, ref string) (deployrig.Result, orchestrate.Result, time.Duration) {
 	t.Helper()
 	seen0, dropped0 := lossCounters(t, ns)
 	env := []string{"SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr, "NO_COLOR=1"}
 	args := deployArgs("--ref", ref, "--tag", "segment=loss", "--id", id, "--format", "json")
-	r := fleet.Run(t, "ip", env, append([]string{"netns", "exec", ns, bin}, args...)...)
+	r := deployrig.Run(t, "ip", env, append([]string{"netns", "exec", ns, bin}, args...)...)
 	exited := time.Now()
 	res := decodeResult(t, r)
 	took := exited.Sub(res.Started)

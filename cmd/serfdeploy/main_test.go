@@ -5,7 +5,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // bin is the serfdeploy binary the tests run as a user does; built once
@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin, err = fleet.BuildBinary(dir)
+	bin, err = deployrig.BuildBinary(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

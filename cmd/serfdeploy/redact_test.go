@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 // withPassword puts user ci and password into an http:// URL.
@@ -55,7 +55,7 @@ func echoingLoki(t *testing.T) *httptest.Server {
 func TestLogURLPasswordInNoOutput(t *testing.T) {
 	const password = "s3cret"
 	secrets := []string{password, base64.StdEncoding.EncodeToString([]byte("ci:" + password))}
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "<html><body>Please log in to the hotel wifi</body></html>")
 	}))
@@ -108,7 +108,7 @@ func TestLogURLPasswordInNoOutput(t *testing.T) {
 					}
 				}
 			}
-			rep := fleet.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + logURL}, "report", "redact-2-text")
+			rep := deployrig.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + logURL}, "report", "redact-2-text")
 			if rep.Code != orchestrate.ExitInfra || strings.Contains(rep.Stdout+rep.Stderr, password) {
 				t.Fatalf("report: %s", rep)
 			}
@@ -162,15 +162,15 @@ func (s *switchable) swallowed(key string) bool {
 // in their spools; once the URL leads to Loki the records arrive and
 // `serfdeploy report` finds them.
 func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
-	loki := lokitest.Start(t)
-	target, err := url.Parse(loki.URL)
+	lk := loki.Start(t)
+	target, err := url.Parse(lk.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sw := &switchable{swallows: map[string]bool{}, proxy: httputil.NewSingleHostReverseProxy(target)}
 	front := httptest.NewServer(sw)
 	defer front.Close()
-	f := qaFleet(t, fleet.Options{LogURL: front.URL})
+	f := qaRig(t, deployrig.Options{LogURL: front.URL})
 
 	// Without --log-url the CLI takes the nodes' own answers.
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "garbage-1")...)
@@ -191,8 +191,8 @@ func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
 			return strings.Contains(logs, "not Loki's 204 No Content") && strings.Contains(logs, "(kept in the spool)")
 		})
 	}
-	logEnv := []string{"SERFDEPLOY_LOG_URL=" + loki.URL}
-	if rep := fleet.Run(t, bin, logEnv, "report", "garbage-1"); rep.Code != orchestrate.ExitNoTargets {
+	logEnv := []string{"SERFDEPLOY_LOG_URL=" + lk.URL}
+	if rep := deployrig.Run(t, bin, logEnv, "report", "garbage-1"); rep.Code != orchestrate.ExitNoTargets {
 		t.Fatalf("report before the records reached Loki: %s", rep)
 	}
 
@@ -200,9 +200,9 @@ func TestGarbageAnswerKeepsRecordsInSpool(t *testing.T) {
 	sw.real = true
 	sw.mu.Unlock()
 	switched := time.Now()
-	var rep fleet.Result
+	var rep deployrig.Result
 	eventually(t, "the spooled records in Loki", func() bool {
-		rep = fleet.Run(t, bin, logEnv, "report", "garbage-1", "--format", "json")
+		rep = deployrig.Run(t, bin, logEnv, "report", "garbage-1", "--format", "json")
 		var res orchestrate.Result
 		json.Unmarshal([]byte(rep.Stdout), &res)
 		got := states(res)

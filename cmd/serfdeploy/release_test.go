@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 func TestFormatVersion(t *testing.T) {
@@ -44,19 +44,19 @@ func TestFormatVersion(t *testing.T) {
 func TestVersionFlagAndHelp(t *testing.T) {
 	// The test binary is a plain `go build`: version "dev".
 	for _, flag := range []string{"--version", "-v"} {
-		r := fleet.Run(t, bin, nil, flag)
+		r := deployrig.Run(t, bin, nil, flag)
 		if r.Code != 0 || !strings.HasPrefix(r.Stdout, "serfdeploy version dev (") || strings.Count(r.Stdout, "\n") != 1 {
 			t.Fatalf("%s: %s", flag, r)
 		}
 	}
-	r := fleet.Run(t, bin, nil, "--help")
+	r := deployrig.Run(t, bin, nil, "--help")
 	if !regexp.MustCompile(`(?m)^VERSION:\n +dev \(`).MatchString(r.Stdout) {
 		t.Fatalf("--help has no VERSION section:\n%s", r.Stdout)
 	}
 }
 
 func TestManPage(t *testing.T) {
-	r := fleet.Run(t, bin, nil, "man")
+	r := deployrig.Run(t, bin, nil, "man")
 	if r.Code != 0 || r.Stderr != "" {
 		t.Fatalf("%s", r)
 	}
@@ -94,7 +94,7 @@ func TestBashCompletion(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("no bash")
 	}
-	r := fleet.Run(t, bin, nil, "completion", "bash")
+	r := deployrig.Run(t, bin, nil, "completion", "bash")
 	if r.Code != 0 {
 		t.Fatalf("%s", r)
 	}
@@ -135,7 +135,7 @@ func TestBashCompletion(t *testing.T) {
 }
 
 func TestZshCompletion(t *testing.T) {
-	r := fleet.Run(t, bin, nil, "completion", "zsh")
+	r := deployrig.Run(t, bin, nil, "completion", "zsh")
 	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "#compdef serfdeploy\n") {
 		t.Fatalf("%s", r)
 	}
@@ -155,7 +155,7 @@ func TestZshCompletion(t *testing.T) {
 }
 
 func TestCompletionNeedsAShell(t *testing.T) {
-	r := fleet.Run(t, bin, nil, "completion", "fish")
+	r := deployrig.Run(t, bin, nil, "completion", "fish")
 	if r.Code != 2 {
 		t.Fatalf("%s", r)
 	}

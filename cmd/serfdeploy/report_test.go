@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // TestReportWritesItsFilesOnEveryExit: `report` of an id the logging
@@ -24,7 +24,7 @@ func TestReportWritesItsFilesOnEveryExit(t *testing.T) {
 	defer empty.Close()
 	dir := t.TempDir()
 	junit, result := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "result.json")
-	r := fleet.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + empty.URL}, "report", "no-such-deploy",
+	r := deployrig.Run(t, bin, []string{"SERFDEPLOY_LOG_URL=" + empty.URL}, "report", "no-such-deploy",
 		"--junit", junit, "--result-file", result, "--format", "json")
 	if r.Code != orchestrate.ExitNoTargets {
 		t.Fatalf("want exit 3: %s", r)

@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // runRecords lists the ids of the run records on a node: what its handler
 // took, whoever sent it.
-func runRecords(t *testing.T, f *fleet.Fleet, node string) []string {
+func runRecords(t *testing.T, f *deployrig.Rig, node string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(f.StateDir(node), "runs"))
 	if err != nil && !os.IsNotExist(err) {
@@ -34,7 +34,7 @@ func runRecords(t *testing.T, f *fleet.Fleet, node string) []string {
 // --dry-run lists targets, masters and the payload and sends nothing, and
 // Puppet tags that are not Puppet's syntax never leave the CLI.
 func TestTargetingSafety(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--max-targets", "2", "--id", "too-many")...)
 	if r.Code != 2 || !strings.Contains(r.Stderr, "3 nodes match") || !strings.Contains(r.Stderr, "--max-targets 2") {
 		t.Fatalf("--max-targets: %s", r)
@@ -80,7 +80,7 @@ func TestTargetingSafety(t *testing.T) {
 // --puppet-tags reaches Puppet, and run --expect-version catches a node
 // whose applied code is not the one expected.
 func TestNoopPendingChanges(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--noop", "--format", "json")...)
 	if r.Code != 6 {
 		t.Fatalf("noop deploy: want exit 6: %s", r)
@@ -135,7 +135,7 @@ func TestNoopPendingChanges(t *testing.T) {
 // their message (JUnit skipped) under --on-disabled skip; `status` shows
 // it, and the code each node applied; `enable` clears it.
 func TestDisableEnableAndSkip(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	if r := f.CLI(nil, "disable", "--message", "no filter"); r.Code != 2 || !strings.Contains(r.Stderr, "needs --tag or --node") {
 		t.Fatalf("disable without a filter: %s", r)
 	}
@@ -199,7 +199,7 @@ func TestDisableEnableAndSkip(t *testing.T) {
 // another process follows it to the end with the deploy's exit code and
 // reports. An unknown id is exit 3.
 func TestWatchReattaches(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 8' }`)
 	abortDeploy(t, f, "aborted-7", "agent-01", "--ref", "v2-slow", "--node", "agent-01")
 
@@ -242,7 +242,7 @@ func TestWatchReattaches(t *testing.T) {
 
 // abortDeploy starts a deploy, sends it SIGTERM (a Jenkins abort) once node
 // has taken the run, and checks that it exits 4 naming `serfdeploy watch`.
-func abortDeploy(t *testing.T, f *fleet.Fleet, id, node string, args ...string) {
+func abortDeploy(t *testing.T, f *deployrig.Rig, id, node string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(bin, deployArgs(append(args, "--id", id)...)...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SERF_RPC_ADDR=" + f.Cluster.Node("master-01").RPCAddr, "NO_COLOR=1"}
@@ -261,7 +261,7 @@ func abortDeploy(t *testing.T, f *fleet.Fleet, id, node string, args ...string) 
 }
 
 // runTimes reads when a node's run of id started and finished.
-func runTimes(t *testing.T, f *fleet.Fleet, node, id string) (started, finished time.Time) {
+func runTimes(t *testing.T, f *deployrig.Rig, node, id string) (started, finished time.Time) {
 	t.Helper()
 	var rec struct{ Started, Finished time.Time }
 	b, err := os.ReadFile(filepath.Join(f.StateDir(node), "runs", id, "run.json"))
@@ -275,7 +275,7 @@ func runTimes(t *testing.T, f *fleet.Fleet, node, id string) (started, finished 
 // stops the rollout with the other targets skipped and untouched (exit 1);
 // --max-failures lets the rollout go on past a failure.
 func TestRollout(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	r := f.CLI(nil, deployArgs("--ref", "v1", "--batch", "1", "--id", "rollout-1", "--format", "json")...)
 	if r.Code != 0 {
 		t.Fatalf("--batch 1: %s", r)

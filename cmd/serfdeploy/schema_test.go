@@ -8,8 +8,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 // schemaPath is the one documented schema of every --format json output.
@@ -51,7 +51,7 @@ func validate(t *testing.T, def, doc string) error {
 }
 
 // mustMatch validates a command's stdout, which must be one JSON document.
-func mustMatch(t *testing.T, def string, r fleet.Result, codes ...int) {
+func mustMatch(t *testing.T, def string, r deployrig.Result, codes ...int) {
 	t.Helper()
 	ok := false
 	for _, c := range codes {
@@ -120,15 +120,15 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 	// With Loki, nodes' final statuses come from it (source "log") and
 	// report has something to read; without, report is not checked here.
 	var logEnv []string
-	opts := fleet.Options{}
-	if _, err := lokitest.FindBinary(); err == nil {
-		loki := lokitest.Start(t)
-		opts.LogURL = loki.URL
-		logEnv = []string{"SERFDEPLOY_LOG_URL=" + loki.URL}
+	opts := deployrig.Options{}
+	if _, err := loki.FindBinary(); err == nil {
+		lk := loki.Start(t)
+		opts.LogURL = lk.URL
+		logEnv = []string{"SERFDEPLOY_LOG_URL=" + lk.URL}
 	} else {
 		t.Logf("report's JSON is not checked: %v", err)
 	}
-	f := qaFleet(t, opts)
+	f := qaRig(t, opts)
 	dir := t.TempDir()
 
 	// An early exit: bad input, nothing sent, "nodes": [].
@@ -171,7 +171,7 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 	mustMatch(t, "lock", f.CLI(nil, "enable", "--node", "agent-03", "--format", "json"), 0)
 
 	if logEnv != nil {
-		mustMatch(t, "result", fleet.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", "schema-fail", "--format", "json"), 1)
-		mustMatch(t, "result", fleet.Run(t, bin, logEnv, "report", "schema-ok", "--format", "json"), 0)
+		mustMatch(t, "result", deployrig.Run(t, bin, append(logEnv, "SERF_RPC_ADDR="+deadAddr(t)), "report", "schema-fail", "--format", "json"), 1)
+		mustMatch(t, "result", deployrig.Run(t, bin, logEnv, "report", "schema-ok", "--format", "json"), 0)
 	}
 }

@@ -7,15 +7,15 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/puppet"
 )
 
 // One puppetserver for the tests that need it, started by the first of
 // them (about 50 s) and stopped by TestMain.
 type sharedServer struct {
 	once   sync.Once
-	server *puppettest.Server
+	server *puppet.Server
 	stop   func()
 	err    error
 	dir    string
@@ -23,7 +23,7 @@ type sharedServer struct {
 
 var puppetServer sharedServer
 
-func (s *sharedServer) get(t *testing.T) *puppettest.Server {
+func (s *sharedServer) get(t *testing.T) *puppet.Server {
 	t.Helper()
 	s.once.Do(func() {
 		s.dir, s.err = os.MkdirTemp("", "serfdeploy-puppetserver-")
@@ -37,7 +37,7 @@ func (s *sharedServer) get(t *testing.T) *puppettest.Server {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
-		s.server, s.stop, s.err = puppettest.StartServer(s.dir, port)
+		s.server, s.stop, s.err = puppet.StartServer(s.dir, port)
 	})
 	if s.err != nil {
 		t.Fatalf("puppetserver: %v", s.err)
@@ -54,12 +54,12 @@ func (s *sharedServer) shutdown() {
 	}
 }
 
-func serverFleet(t *testing.T) *fleet.Fleet {
-	return qaFleet(t, fleet.Options{Server: puppetServer.get(t)})
+func serverRig(t *testing.T) *deployrig.Rig {
+	return qaRig(t, deployrig.Options{Server: puppetServer.get(t)})
 }
 
 func TestServerDeployV1ThenV2(t *testing.T) {
-	f := serverFleet(t)
+	f := serverRig(t)
 	for _, v := range []string{"v1", "v2"} {
 		if v == "v2" {
 			f.Repo.CommitModule("v2", f.Files, "")
@@ -85,7 +85,7 @@ func TestServerDeployV1ThenV2(t *testing.T) {
 }
 
 func TestServerCompileError(t *testing.T) {
-	f := serverFleet(t)
+	f := serverRig(t)
 	f.Repo.Commit("v2-syntax", map[string]string{"manifests/init.pp": "class motd {\n  file { '/tmp/x': ensure => \n"})
 	r := f.CLI(nil, deployArgs("--ref", "v2-syntax", "--tag", "segment=qa")...)
 	if r.Code != 1 {
@@ -105,7 +105,7 @@ func TestServerCompileError(t *testing.T) {
 }
 
 func TestServerDisabledAndBusy(t *testing.T) {
-	f := serverFleet(t)
+	f := serverRig(t)
 	if err := f.Puppet["agent-01"].Disable("maintenance by alice"); err != nil {
 		t.Fatal(err)
 	}

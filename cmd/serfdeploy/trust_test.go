@@ -14,9 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // strictXML fails unless b is well-formed XML to both a strict Go decoder
@@ -45,7 +45,7 @@ func strictResult(t *testing.T, path string) orchestrate.Result {
 // within a second while every agent still had v1. `run` after `deploy` in
 // one build likewise.
 func TestTwoDeploysInOneBuild(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2", f.Files, "")
 	build := []string{"BUILD_TAG=jenkins-release-9"}
 	first := f.CLI(build, deployArgs("--ref", "v1", "--tag", "segment=qa", "--format", "json")...)
@@ -85,7 +85,7 @@ func TestTwoDeploysInOneBuild(t *testing.T) {
 // run anywhere; for v1 again it follows the runs that happened (exit 0, no
 // new run).
 func TestReusedIDIsRefusedOrFollowed(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v2", f.Files, "")
 	if r := f.CLI(nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "rel-1")...); r.Code != 0 {
 		t.Fatalf("first deploy: %s", r)
@@ -125,7 +125,7 @@ func TestReusedIDIsRefusedOrFollowed(t *testing.T) {
 // for the timeout: exit 4 instead of 1), and the JUnit file stays valid XML
 // to strict parsers (before, an ESC made Jenkins lose every node's result).
 func TestHostileAndLongPuppetMessage(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	msg := `\u001b[1;31mboom ]]> <&> \u001b]0;title\u0007` + strings.Repeat("x", 3000)
 	f.Repo.CommitModule("v-hostile", f.Files, `  if $trusted['certname'] == 'agent-02' { fail("`+msg+`") }`)
 	dir := t.TempDir()
@@ -157,7 +157,7 @@ func TestHostileAndLongPuppetMessage(t *testing.T) {
 // publishes the previous build's files; and an unwritable report path is
 // refused before anything is sent.
 func TestReportsOnEveryExit(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	cases := []struct {
 		name string
 		env  []string
@@ -172,9 +172,9 @@ func TestReportsOnEveryExit(t *testing.T) {
 		dir := t.TempDir()
 		junit, result, summary := filepath.Join(dir, "j.xml"), filepath.Join(dir, "r.json"), filepath.Join(dir, "s.md")
 		args := append(deployArgs(c.args...), "--junit", junit, "--result-file", result, "--summary-file", summary)
-		var r fleet.Result
+		var r deployrig.Result
 		if c.env != nil {
-			r = fleet.Run(t, bin, c.env, args...)
+			r = deployrig.Run(t, bin, c.env, args...)
 		} else {
 			r = f.CLI(nil, args...)
 		}
@@ -212,7 +212,7 @@ func TestReportsOnEveryExit(t *testing.T) {
 // raw payload was counted and events of 477-506 bytes were fired, refused
 // by the agent and reported as exit 5 (which a pipeline retries).
 func TestEventSizeAtSerfsLimit(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	id := strings.Repeat("i", 100)
 	regexp := func(pad int) string { return "qa|" + strings.Repeat("x", pad) }
 	fits := func(pad int) bool {
@@ -248,11 +248,11 @@ func TestEventSizeAtSerfsLimit(t *testing.T) {
 // the master), and one that applied the other deploy's code is stale,
 // exit 1. Before, both deploys exited 0 while the qa nodes had applied v2.
 func TestConcurrentDeploysOfOneModule(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	v2 := f.Repo.CommitModule("v2", f.Files, "")
 	v1 := f.Repo.Rev("v1")
 	type outcome struct {
-		r   fleet.Result
+		r   deployrig.Result
 		ref string
 	}
 	done := make(chan outcome, 2)
@@ -285,7 +285,7 @@ func TestConcurrentDeploysOfOneModule(t *testing.T) {
 // (before, it counted after marking them and said 0), labels them
 // interrupted (not timeout), writes its reports and exits 4.
 func TestSIGTERMDuringTheRuns(t *testing.T) {
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	f.Repo.CommitModule("v-slow", f.Files, `  exec { 'slow': command => '/bin/sleep 8' }`)
 	result := filepath.Join(t.TempDir(), "result.json")
 	cmd := exec.Command(bin, deployArgs("--ref", "v-slow", "--tag", "segment=qa", "--result-file", result)...)
@@ -343,7 +343,7 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 // and the key appears nowhere in the output.
 func TestMasterWithWrongRPCKey(t *testing.T) {
 	const key, wrong = "agents-rpc-key-4417", "stale-rpc-key-0815"
-	f := qaFleet(t, fleet.Options{RPCAuth: key})
+	f := qaRig(t, deployrig.Options{RPCAuth: key})
 	path := filepath.Join(f.Dir, "config", "master-01.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil || !strings.Contains(string(b), key) {

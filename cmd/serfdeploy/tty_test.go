@@ -9,19 +9,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // runOnTTY runs serfdeploy under script(1), which gives it a terminal, and
 // returns everything the terminal showed.
-func runOnTTY(t *testing.T, f *fleet.Fleet, env []string, args ...string) string {
+func runOnTTY(t *testing.T, f *deployrig.Rig, env []string, args ...string) string {
 	t.Helper()
 	return runOnTTYLine(t, f, env, args, "")
 }
 
 // runOnTTYLine is runOnTTY with a shell redirection appended (e.g.
 // "2>FILE").
-func runOnTTYLine(t *testing.T, f *fleet.Fleet, env []string, args []string, redirect string) string {
+func runOnTTYLine(t *testing.T, f *deployrig.Rig, env []string, args []string, redirect string) string {
 	t.Helper()
 	line := bin
 	for _, a := range args {
@@ -41,7 +41,7 @@ func TestTerminalOutput(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Fatal("script(1) from util-linux is needed for the terminal test")
 	}
-	f := qaFleet(t, fleet.Options{})
+	f := qaRig(t, deployrig.Options{})
 	out := runOnTTY(t, f, nil, deployArgs("--ref", "v1", "--tag", "segment=qa", "--id", "tty-1")...)
 	if !strings.Contains(out, "\x1b[32mfinished") || !strings.Contains(out, "deploy tty-1: ") || !strings.Contains(out, "done") {
 		t.Fatalf("on a terminal: want colour and the spinner's counts:\n%q", out)

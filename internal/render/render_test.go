@@ -12,9 +12,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/serfdeploy/serfdeploy/internal/iostreams"
-	"github.com/serfdeploy/serfdeploy/internal/junitcheck"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/junitcheck"
 )
 
 func intp(i int) *int { return &i }

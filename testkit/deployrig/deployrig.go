@@ -1,9 +1,11 @@
-// Package fleet builds the world the integration tests run in: the
-// serfdeploy binary, a git repository with a sample module, a cluster of
-// real serf agents whose handler is `serfdeploy handle`, each node with its
-// own config, state and Puppet directories, and a way to run the CLI as a
-// user does.
-package fleet
+// Package deployrig builds the deploy rig the integration tests run in:
+// the serfdeploy binary, a git repository with a sample module, masters and
+// agents that are real serf agents (testkit/serfcluster) whose handler is
+// `serfdeploy handle`, each node with its own config, state and Puppet
+// directories (testkit/puppet), and a way to run the CLI as a user does.
+// standin.go is a stand-in for the puppet command, for tests that need
+// runs of a chosen length and outcome and a record of what really ran.
+package deployrig
 
 import (
 	"bytes"
@@ -18,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/puppettest"
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/puppet"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // BuildBinary builds serfdeploy into dir and returns its path. Call it once
@@ -45,21 +47,21 @@ func root() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Node describes one node of a fleet.
+// Node describes one node of a rig.
 type Node struct {
 	Name   string
 	Tags   map[string]string
 	Master bool
 }
 
-// Options shape a fleet.
+// Options shape a rig.
 type Options struct {
 	Bin   string
 	Nodes []Node
 	// Server, when set, makes agents run `puppet agent --test` against it and
 	// masters install into its code dir; otherwise agents run `puppet apply`
 	// of the master's modulepath (on one machine they share the disk).
-	Server  *puppettest.Server
+	Server  *puppet.Server
 	LogURL  string
 	RPCAuth string
 	// Environment is the Puppet environment masters install into (default
@@ -69,29 +71,29 @@ type Options struct {
 	PuppetTimeout time.Duration
 	// ExtraConfig is appended to every node's YAML config.
 	ExtraConfig string
-	// NetNS runs the agents in this network namespace (testcluster.Options).
+	// NetNS runs the agents in this network namespace (serfcluster.Options).
 	NetNS string
 	// OperatorHandlers registers, after serfdeploy's handler, the shell
 	// router scripts/handler-router.sh for every event, with the node's
-	// handlers directory (Fleet.HandlersDir): an operator's own user-NAME,
+	// handlers directory (Rig.HandlersDir): an operator's own user-NAME,
 	// query-NAME and member-join executables.
 	OperatorHandlers bool
 }
 
-// Fleet is a running cluster with its module repository.
-type Fleet struct {
+// Rig is a running cluster with its module repository.
+type Rig struct {
 	t       testing.TB
 	Opts    Options
 	Dir     string
 	Repo    *Repo
 	CodeDir string
 	Files   string // where the sample module writes each node's file
-	Cluster *testcluster.Cluster
-	Puppet  map[string]*puppettest.Node
+	Cluster *serfcluster.Cluster
+	Puppet  map[string]*puppet.Node
 }
 
-// Start builds the fleet; everything stops with the test.
-func Start(t testing.TB, opts Options) *Fleet {
+// Start builds the rig; everything stops with the test.
+func Start(t testing.TB, opts Options) *Rig {
 	t.Helper()
 	if opts.Environment == "" {
 		opts.Environment = "production"
@@ -100,7 +102,7 @@ func Start(t testing.TB, opts Options) *Fleet {
 		opts.PuppetTimeout = 5 * time.Minute
 	}
 	dir := t.TempDir()
-	f := &Fleet{t: t, Opts: opts, Dir: dir, Files: filepath.Join(dir, "files"), Puppet: map[string]*puppettest.Node{}}
+	f := &Rig{t: t, Opts: opts, Dir: dir, Files: filepath.Join(dir, "files"), Puppet: map[string]*puppet.Node{}}
 	must(t, os.MkdirAll(f.Files, 0o755))
 	f.Repo = NewRepo(t, filepath.Join(dir, "git", "motd"))
 	f.Repo.CommitModule("v1", f.Files, "")
@@ -116,7 +118,7 @@ func Start(t testing.TB, opts Options) *Fleet {
 		must(t, os.WriteFile(filepath.Join(envDir, "manifests", "site.pp"), []byte("include motd\n"), 0o644))
 	}
 
-	var specs []testcluster.NodeSpec
+	var specs []serfcluster.NodeSpec
 	for _, n := range opts.Nodes {
 		tags := map[string]string{"fqdn": n.Name}
 		for k, v := range n.Tags {
@@ -125,10 +127,10 @@ func Start(t testing.TB, opts Options) *Fleet {
 		if n.Master {
 			tags["role"] = "puppetmaster"
 		}
-		pn, err := puppettest.NewNodeIn(filepath.Join(dir, "puppet", n.Name), n.Name)
+		pn, err := puppet.NewNodeIn(filepath.Join(dir, "puppet", n.Name), n.Name)
 		must(t, err)
 		f.Puppet[n.Name] = pn
-		specs = append(specs, testcluster.NodeSpec{Name: n.Name, Tags: tags})
+		specs = append(specs, serfcluster.NodeSpec{Name: n.Name, Tags: tags})
 	}
 	// The handler reads the node's config from a path known before the
 	// agents start, so that their very first events find it. serf runs it
@@ -146,29 +148,29 @@ func Start(t testing.TB, opts Options) *Fleet {
 		// is completed below, before any deploy.
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, "")), 0o644))
 	}
-	f.Cluster = testcluster.Start(t, testcluster.Options{Handler: handlerCmd, ExtraHandlers: extra, RPCAuth: opts.RPCAuth, NetNS: opts.NetNS}, specs...)
+	f.Cluster = serfcluster.Start(t, serfcluster.Options{Handler: handlerCmd, ExtraHandlers: extra, RPCAuth: opts.RPCAuth, NetNS: opts.NetNS}, specs...)
 	for _, n := range f.Cluster.Nodes() {
 		must(t, os.WriteFile(f.configPath(n.Name), []byte(f.config(n.Name, n.RPCAddr)), 0o644))
 	}
 	return f
 }
 
-func (f *Fleet) configPath(name string) string {
+func (f *Rig) configPath(name string) string {
 	return filepath.Join(f.Dir, "config", name+".yaml")
 }
 
 // ModulePath is where masters install modules for env.
-func (f *Fleet) ModulePath(env string) string {
+func (f *Rig) ModulePath(env string) string {
 	return filepath.Join(f.CodeDir, "environments", env, "modules")
 }
 
 // HandlersDir is where a node's operator handlers go (Options.OperatorHandlers).
-func (f *Fleet) HandlersDir(name string) string { return filepath.Join(f.Dir, "handlers", name) }
+func (f *Rig) HandlersDir(name string) string { return filepath.Join(f.Dir, "handlers", name) }
 
 // StateDir is a node's serfdeploy state directory.
-func (f *Fleet) StateDir(name string) string { return filepath.Join(f.Dir, "state", name) }
+func (f *Rig) StateDir(name string) string { return filepath.Join(f.Dir, "state", name) }
 
-func (f *Fleet) config(name, rpcAddr string) string {
+func (f *Rig) config(name, rpcAddr string) string {
 	pn := f.Puppet[name]
 	var cmd []string
 	if f.Opts.Server != nil {
@@ -198,7 +200,7 @@ func (r Result) String() string {
 
 // CLI runs serfdeploy against the first master's agent (or the first node),
 // as a user at a shell would. env adds "K=V" entries.
-func (f *Fleet) CLI(env []string, args ...string) Result {
+func (f *Rig) CLI(env []string, args ...string) Result {
 	f.t.Helper()
 	rpc := f.Cluster.Nodes()[0].RPCAddr
 	for _, n := range f.Opts.Nodes {
@@ -238,7 +240,7 @@ func Run(t testing.TB, bin string, env []string, args ...string) Result {
 }
 
 // File returns the content the sample module wrote on node, or "" if none.
-func (f *Fleet) File(node string) string {
+func (f *Rig) File(node string) string {
 	b, err := os.ReadFile(filepath.Join(f.Files, node+".motd"))
 	if err != nil {
 		return ""

@@ -1,4 +1,4 @@
-package testcluster
+package serfcluster
 
 import (
 	"encoding/json"

@@ -1,14 +1,14 @@
-package fleet
+package deployrig
 
 import (
 	"os/exec"
 	"testing"
 
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
-// TestHandlerRunsOnlyForItsEvents: the fleet's agents fork `serfdeploy
+// TestHandlerRunsOnlyForItsEvents: the rig's agents fork `serfdeploy
 // handle` for serfdeploy's event and queries alone. Before the filter they
 // forked it for every member event too: each join, leave and update, on
 // every node, one at a time (issue 22).
@@ -31,7 +31,7 @@ func TestHandlerRunsOnlyForItsEvents(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"master-01", "agent-01"} {
-		runs, err := testcluster.HandlerRuns(f.Cluster.Node(name).LogPath, 0)
+		runs, err := serfcluster.HandlerRuns(f.Cluster.Node(name).LogPath, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

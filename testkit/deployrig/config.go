@@ -1,4 +1,4 @@
-package fleet
+package deployrig
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 )
 
 // NodeConfig is one node's serfdeploy handler configuration as the test
-// fleets and bench/oracle write it: its own state, the module motd from
+// rigs and bench/oracle write it: its own state, the module motd from
 // a local git repository, a Puppet command of the caller's choosing.
 type NodeConfig struct {
 	StateDir, HandlersDir string

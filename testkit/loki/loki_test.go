@@ -1,4 +1,4 @@
-package lokitest
+package loki
 
 import (
 	"net/http"

@@ -1,7 +1,7 @@
-// Package lokitest runs a real Grafana Loki (single binary, filesystem
+// Package loki runs a real Grafana Loki (single binary, filesystem
 // storage, loopback) for tests. The binary is built once by
 // scripts/build-loki.sh into a cache outside the repository.
-package lokitest
+package loki
 
 import (
 	"fmt"

@@ -12,8 +12,8 @@ import (
 
 	"github.com/hashicorp/serf/client"
 
-	"github.com/serfdeploy/serfdeploy/internal/testcluster"
 	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/testkit/serfcluster"
 )
 
 // start serves a fleet for one test and returns a connected serf client.
@@ -378,7 +378,7 @@ func TestAgainstRealSerf(t *testing.T) {
 	}
 	// The query `size` answers with as many bytes as its payload says.
 	handler := `query:size=read n; head -c "$n" /dev/zero | tr '\000' x`
-	cl := testcluster.Start(t, testcluster.Options{Handler: handler}, testcluster.NodeSpec{Name: "master-01", Tags: map[string]string{"role": "puppetmaster"}})
+	cl := serfcluster.Start(t, serfcluster.Options{Handler: handler}, serfcluster.NodeSpec{Name: "master-01", Tags: map[string]string{"role": "puppetmaster"}})
 	agent := dial(t, cl.Nodes()[0].RPCAddr, "")
 	_, s := start(t, Config{Agents: 1}, "")
 	sim := dial(t, s.Addr(), "")

@@ -1,8 +1,10 @@
-// Package puppettest runs real Puppet for the tests: a puppetserver (Debian
+// Package puppet runs real Puppet for the tests: a puppetserver (Debian
 // package, started once per test binary through scripts/puppetserver.sh)
 // and simulated nodes, each with its own certname and directories, so that
-// several agents share one machine without sharing state.
-package puppettest
+// several agents share one machine without sharing state. (The stand-in
+// for the puppet command, which runs no Puppet, is testkit/deployrig's
+// standin.go.)
+package puppet
 
 import (
 	"fmt"

@@ -1,10 +1,10 @@
-// Package testcluster starts real serf agents (Debian's `serf`) on
+// Package serfcluster starts real serf agents (Debian's `serf`) on
 // 127.0.0.1 for integration tests: free ports, given tags and event
 // handler, waits until every agent sees every other alive, and stops them
 // all when the test ends, failed or not. It talks to the agents through the
 // `serf` command line only, so that the code under test (serfrpc) is not
 // also the code that checks it.
-package testcluster
+package serfcluster
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package fleet
+package deployrig
 
 import (
 	"bufio"
@@ -74,7 +74,7 @@ func WriteStandIn(dir string, runs map[string]StandInRun) (*StandIn, error) {
 		}
 		fmt.Fprintf(&table, "%s) t=%.3f c=%d m=%d;;\n", n, r.Duration.Seconds(), c, r.FailBytes)
 	}
-	script, err := StandInScript(`# internal/fleet's stand-in: one run per node, baked in below.
+	script, err := StandInScript(`# testkit/deployrig's stand-in: one run per node, baked in below.
 case $n in
 `+table.String()+`*) echo "stand-in: no run for node $n" >&2; exit 1;;
 esac
@@ -115,7 +115,7 @@ func StandInScript(body, truth string) (string, error) {
 		return "", fmt.Errorf("stand-in: path %q holds a quote", truth)
 	}
 	return `#!/bin/sh
-# Stand-in for puppet agent --test --detailed-exitcodes (internal/fleet/standin.go).
+# Stand-in for puppet agent --test --detailed-exitcodes (testkit/deployrig/standin.go).
 # Usage: SCRIPT NODE SUMMARY_FILE [puppet arguments...]
 n=$1 f=$2 id=- l=
 shift 2
