@@ -135,6 +135,12 @@ type judgeInput struct {
 	// Infra says why exit 5 is acceptable ("" when it is not): the CLI's
 	// own agent or the logging service went away during the deploy.
 	Infra string
+	// File is the CLI's --result-file, parsed; FileErr says why there is
+	// none (missing, unreadable, not a result). Its exit_code must be the
+	// process's exit code (Code): what a pipeline reads from the file and
+	// what it gets from the exit status must agree.
+	File    *orchestrate.Result
+	FileErr string
 }
 
 type targetTruth struct {
@@ -147,20 +153,42 @@ type targetTruth struct {
 }
 
 type verdict struct {
-	Label   string
-	ID      string
-	Code    int
-	Want    codeSet
-	Kind    string // "", "false green", "false red", "wrong code"
-	Why     string
-	Targets []targetTruth
+	Label string
+	ID    string
+	Code  int
+	Want  codeSet
+	Kind  string // "", "false green", "false red", "wrong code"
+	Why   string
+	// Mismatch says how the --result-file disagrees with the process's
+	// exit code ("" when it agrees), whatever Kind is.
+	Mismatch string
+	Targets  []targetTruth
 }
 
 const (
 	kindFalseGreen = "false green"
 	kindFalseRed   = "false red"
 	kindWrongCode  = "wrong code"
+	kindMismatch   = "mismatch" // counted apart from Kind: see verdict.Mismatch
 )
+
+// fileMismatch checks the --result-file against the exit code.
+func fileMismatch(in judgeInput) string {
+	switch {
+	case in.Code < 0:
+		// The CLI did not end by itself (the oracle killed it at its bound)
+		// or could not be run: there is no exit code to compare, and the
+		// verdict is already a wrong code.
+		return ""
+	case in.FileErr != "":
+		return fmt.Sprintf("exit %d, no usable --result-file: %s", in.Code, in.FileErr)
+	case in.File == nil:
+		return fmt.Sprintf("exit %d, no --result-file read", in.Code)
+	case in.File.ExitCode != in.Code:
+		return fmt.Sprintf("exit %d, but the --result-file says exit_code %d", in.Code, in.File.ExitCode)
+	}
+	return ""
+}
 
 // classify gives a target's class from its runs of the deploy id.
 func classify(runs []*run, commit string, exited, deadline time.Time, hung bool) (class, detail string, race bool) {
@@ -217,7 +245,7 @@ func clock(t time.Time) string { return t.Format("15:04:05.000") }
 
 // judge decides one deploy's verdict and its per-node disagreements.
 func judge(in judgeInput) verdict {
-	v := verdict{Label: in.Label, ID: in.ID, Code: in.Code}
+	v := verdict{Label: in.Label, ID: in.ID, Code: in.Code, Mismatch: fileMismatch(in)}
 	states := map[string]string{}
 	if in.Result != nil {
 		for _, n := range in.Result.Nodes {

@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
-	"github.com/serfdeploy/serfdeploy/internal/lokitest"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
+	"github.com/serfdeploy/serfdeploy/testkit/loki"
 )
 
 type config struct {
@@ -110,9 +110,15 @@ func main() {
 	if err != nil {
 		fatalf("%v", err)
 	}
-	if rep.count(kindFalseGreen) > 0 {
+	if rep.failing() {
 		os.Exit(1)
 	}
+}
+
+// failing: the campaign found what a pipeline cannot live with, a false
+// green or a --result-file that contradicts the exit code.
+func (rep *report) failing() bool {
+	return rep.count(kindFalseGreen) > 0 || rep.count(kindMismatch) > 0
 }
 
 func fatalf(format string, args ...any) {
@@ -122,7 +128,7 @@ func fatalf(format string, args ...any) {
 
 // lokiBinary finds Loki as the tests do, or "".
 func lokiBinary() string {
-	path, err := lokitest.FindBinary()
+	path, err := loki.FindBinary()
 	if err != nil {
 		return ""
 	}
@@ -181,7 +187,7 @@ func campaign(cfg config, progress io.Writer) (*report, error) {
 	bin := cfg.Bin
 	if bin == "" {
 		fmt.Fprintln(progress, "oracle: building serfdeploy")
-		if bin, err = fleet.BuildBinary(dir); err != nil {
+		if bin, err = deployrig.BuildBinary(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -239,6 +245,9 @@ func (o *outcome) line() string {
 		if v.Kind != "" {
 			fmt.Fprintf(&b, " %s", strings.ToUpper(v.Kind))
 		}
+		if v.Mismatch != "" {
+			fmt.Fprintf(&b, " %s", strings.ToUpper(kindMismatch))
+		}
 		if n := len(v.issues()); n > 0 {
 			fmt.Fprintf(&b, " %d per-node", n)
 		}
@@ -274,6 +283,9 @@ func (rep *report) keep(c *cluster, o *outcome) error {
 	}
 	for _, v := range o.Verdicts {
 		fmt.Fprintf(&b, "\nverdict %s: exit %d, want %s, %s\n", v.Label, v.Code, v.Want, v.Kind)
+		if v.Mismatch != "" {
+			fmt.Fprintf(&b, "  --result-file mismatch: %s\n", v.Mismatch)
+		}
 		for _, t := range v.Targets {
 			fmt.Fprintf(&b, "  %s: truth %s (%s); CLI %s; %s\n", t.Node, t.Class, t.Detail, t.State, t.Issue)
 		}
@@ -305,6 +317,11 @@ func (rep *report) keep(c *cluster, o *outcome) error {
 		}
 		fmt.Fprintf(&b, "\n--- CLI %s: serfdeploy %s\nstarted %s, exited %s, exit %d\n--- stdout\n%s\n--- stderr\n%s\n",
 			cr.label, strings.Join(cr.r.Args, " "), clock(cr.r.Start), clock(cr.r.Exited), cr.r.Code, cr.r.Stdout.String(), cr.r.Stderr.String())
+		fmt.Fprintf(&b, "--- --result-file %s", cr.r.ResultFile)
+		if cr.r.FileErr != "" {
+			fmt.Fprintf(&b, " (%s)", cr.r.FileErr)
+		}
+		fmt.Fprintf(&b, "\n%s\n", cr.r.FileRaw)
 	}
 	b.WriteString("\n--- handler.log lines of the deploy ids\n")
 	for _, name := range c.order {
@@ -323,7 +340,7 @@ func (rep *report) count(kind string) int {
 	n := 0
 	for _, o := range rep.Outcomes {
 		for _, v := range o.Verdicts {
-			if v.Kind == kind {
+			if v.Kind == kind || (kind == kindMismatch && v.Mismatch != "") {
 				n++
 			}
 		}
@@ -393,10 +410,10 @@ func (rep *report) render() string {
 		loki = "on"
 	}
 	fmt.Fprintf(&b, "\n## Truth oracle: %s, %d agents, up to %d faults per scenario, Loki %s\n\n", rep.seeds(), rep.Cfg.Agents, rep.Cfg.MaxFaults, loki)
-	b.WriteString("| scenarios | deploys judged | false greens | false reds | wrong codes | per-node disagreements | harness errors | wall time |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %s |\n\n", len(rep.Outcomes), deploys,
-		rep.count(kindFalseGreen), rep.count(kindFalseRed), rep.count(kindWrongCode), issues, errs, rep.Wall.Round(time.Second))
+	b.WriteString("| scenarios | deploys judged | false greens | false reds | wrong codes | mismatches | per-node disagreements | harness errors | wall time |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d | %d | %d | %d | %s |\n\n", len(rep.Outcomes), deploys,
+		rep.count(kindFalseGreen), rep.count(kindFalseRed), rep.count(kindWrongCode), rep.count(kindMismatch), issues, errs, rep.Wall.Round(time.Second))
 	b.WriteString("| fault | drawn | injected | in a scenario with a disagreement |\n|---|---|---|---|\n")
 	for _, f := range allFaults {
 		if drawn[f] > 0 {
@@ -428,6 +445,10 @@ func (rep *report) render() string {
 			if v.Kind != "" {
 				lines = append(lines, fmt.Sprintf("- %s: **%s**, deploy %s (%s): %s; faults: %s; %s; replay: %s",
 					head, v.Kind, v.Label, v.ID, v.Why, o.S.faultList(), v.truthLine(), replay))
+			}
+			if v.Mismatch != "" {
+				lines = append(lines, fmt.Sprintf("- %s: **%s**, deploy %s (%s): %s; faults: %s; replay: %s",
+					head, kindMismatch, v.Label, v.ID, v.Mismatch, o.S.faultList(), replay))
 			}
 			for _, t := range v.issues() {
 				lines = append(lines, fmt.Sprintf("- %s: per-node, deploy %s (%s), %s: %s; faults: %s; replay: %s",

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/serfdeploy/serfdeploy/internal/fleet"
 	"github.com/serfdeploy/serfdeploy/orchestrate"
+	"github.com/serfdeploy/serfdeploy/testkit/deployrig"
 )
 
 // TestOracleHandful plays a few fixed one-fault scenarios on a real
@@ -22,7 +22,7 @@ func TestOracleHandful(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real serf agents: not in -short")
 	}
-	bin, err := fleet.BuildBinary(t.TempDir())
+	bin, err := deployrig.BuildBinary(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,10 @@ func TestOracleHandful(t *testing.T) {
 			if v.Kind == kindFalseGreen {
 				t.Errorf("FALSE GREEN: seed %d scenario %d deploy %s: %s; faults: %s; %s",
 					o.S.Seed, o.S.Num, v.Label, v.Why, o.S.faultList(), v.truthLine())
+			}
+			if v.Mismatch != "" {
+				t.Errorf("MISMATCH: seed %d scenario %d deploy %s: %s; faults: %s",
+					o.S.Seed, o.S.Num, v.Label, v.Mismatch, o.S.faultList())
 			}
 		}
 	}
@@ -221,10 +225,87 @@ func TestJudge(t *testing.T) {
 					in.Intended = []string{"a", "b"}
 				}
 			}
+			// A --result-file that agrees with the exit code.
+			in.File = &orchestrate.Result{ExitCode: in.Code}
 			v := judge(in)
 			if v.Kind != c.kind || len(v.issues()) != c.issues {
 				t.Fatalf("kind %q with %d per-node issue(s), want %q with %d: want %s; %s", v.Kind, len(v.issues()), c.kind, c.issues, v.Want, v.truthLine())
 			}
+			if v.Mismatch != "" {
+				t.Fatalf("a --result-file that agrees is a mismatch: %s", v.Mismatch)
+			}
 		})
+	}
+}
+
+// TestJudgeResultFile: the --result-file's exit_code must be the process's
+// exit code, whatever the verdict; a missing or unreadable file is a
+// mismatch too.
+func TestJudgeResultFile(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	ok := []*run{{Start: t0, Ended: true, End: t0.Add(2 * time.Second), Exit: 0, Commit: "c1"}}
+	failed := []*run{{Start: t0, Ended: true, End: t0.Add(2 * time.Second), Exit: 1, Commit: "c1"}}
+	file := func(code int) *orchestrate.Result { return &orchestrate.Result{ExitCode: code} }
+	for _, c := range []struct {
+		name     string
+		code     int
+		file     *orchestrate.Result
+		fileErr  string
+		runs     []*run // target a's; b ran fine
+		kind     string
+		mismatch bool
+	}{
+		{"agrees, exit 0", 0, file(0), "", ok, "", false},
+		{"agrees, exit 1", 1, file(1), "", failed, "", false},
+		{"file says 0, exit 1", 1, file(0), "", failed, "", true},
+		{"file says 1, exit 0", 0, file(1), "", ok, "", true},
+		{"file says 4, exit 5 (watch would not be told to re-attach)", 5, file(4), "", ok, kindWrongCode, true},
+		{"file missing", 0, nil, "open A.json: no such file or directory", ok, "", true},
+		{"file not JSON", 1, nil, "A.json: not a JSON object", failed, "", true},
+		{"no file read at all", 0, nil, "", ok, "", true},
+		{"a false green whose file agrees", 0, file(0), "", failed, kindFalseGreen, false},
+		{"a false green whose file says 1", 0, file(1), "", failed, kindFalseGreen, true},
+		{"the CLI killed by the oracle: no exit code to compare", -1, nil, "open A.json: no such file or directory", ok, kindWrongCode, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := judge(judgeInput{Label: "A", ID: "id", Commit: "c1", Code: c.code, Exited: t0.Add(10 * time.Second),
+				Intended: []string{"a", "b"}, Runs: map[string][]*run{"a": c.runs, "b": ok},
+				File: c.file, FileErr: c.fileErr})
+			if v.Kind != c.kind {
+				t.Errorf("kind %q, want %q (%s)", v.Kind, c.kind, v.Why)
+			}
+			if got := v.Mismatch != ""; got != c.mismatch {
+				t.Errorf("mismatch %q, want one: %v", v.Mismatch, c.mismatch)
+			}
+			if c.fileErr != "" && c.mismatch && !strings.Contains(v.Mismatch, c.fileErr) {
+				t.Errorf("mismatch %q does not say why: %q", v.Mismatch, c.fileErr)
+			}
+		})
+	}
+}
+
+// TestReportCountsMismatches: a mismatch is counted and listed with its
+// replay command, and fails the campaign like a false green.
+func TestReportCountsMismatches(t *testing.T) {
+	agents := []string{"agent-01", "agent-02", "agent-03", "agent-04"}
+	s := draw(8, 1, agents, testPool, 1)
+	rep := &report{Cfg: config{Agents: 4, MaxFaults: 1, Pool: testPool}}
+	rep.Outcomes = []*outcome{{S: s, Verdicts: []verdict{{Label: "A", ID: s.IDA, Code: 1, Want: codes(1)}}}}
+	if rep.failing() || rep.count(kindMismatch) != 0 || rep.Outcomes[0].disagrees() {
+		t.Fatal("a campaign without a mismatch or a false green fails")
+	}
+	rep.Outcomes[0].Verdicts[0].Mismatch = "exit 1, but the --result-file says exit_code 0"
+	if !rep.failing() || rep.count(kindMismatch) != 1 || !rep.Outcomes[0].disagrees() {
+		t.Fatalf("a mismatch: failing %v, counted %d, disagrees %v", rep.failing(), rep.count(kindMismatch), rep.Outcomes[0].disagrees())
+	}
+	text := rep.render()
+	for _, want := range []string{"| mismatches |", "| 1 | 1 | 0 | 0 | 0 | 1 | 0 | 0 |", "**mismatch**, deploy A (oracle-8-1): exit 1, but the --result-file says exit_code 0",
+		"replay: `go run ./bench/oracle -seed 8 -agents 4 -max-faults 1 -faults " + strings.Join(testPool, ",") + " -loki off -only 1`"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the report lacks %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(rep.Outcomes[0].line(), "MISMATCH") {
+		t.Errorf("progress line without MISMATCH: %s", rep.Outcomes[0].line())
 	}
 }

@@ -254,11 +254,25 @@ type cliRun struct {
 	Stderr        bytes.Buffer
 	Start, Exited time.Time
 	Result        *orchestrate.Result
-	done          chan struct{}
+	// ResultFile is the command's --result-file; once it ended, File is
+	// that file parsed, or FileErr says why it could not be (missing,
+	// unreadable, not a result), and FileRaw is what it held.
+	ResultFile string
+	File       *orchestrate.Result
+	FileErr    string
+	FileRaw    []byte
+	done       chan struct{}
 }
 
-func (c *cluster) startCLI(bound time.Duration, args ...string) (*cliRun, error) {
-	cr := &cliRun{Args: args, done: make(chan struct{})}
+// startCLI runs serfdeploy with args and --result-file resultFile (a path
+// of its own: whatever is there first is removed, so that a file the
+// command did not write is never read as its result).
+func (c *cluster) startCLI(bound time.Duration, resultFile string, args ...string) (*cliRun, error) {
+	if err := os.Remove(resultFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	args = append(append([]string(nil), args...), "--result-file", resultFile)
+	cr := &cliRun{Args: args, ResultFile: resultFile, done: make(chan struct{})}
 	cli := c.nodes[cliName]
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "NO_COLOR=1", "SERF_RPC_ADDR=" + cli.addr()}
 	if c.loki != nil {
@@ -295,8 +309,30 @@ func (c *cluster) startCLI(bound time.Duration, args ...string) (*cliRun, error)
 		if json.Unmarshal(cr.Stdout.Bytes(), &res) == nil {
 			cr.Result = &res
 		}
+		cr.File, cr.FileRaw, cr.FileErr = readResultFile(resultFile)
 	}()
 	return cr, nil
+}
+
+// readResultFile reads a --result-file: the result, or why there is none.
+// It must be one JSON object with an exit_code.
+func readResultFile(path string) (*orchestrate.Result, []byte, string) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, raw, fmt.Sprintf("%s: not a JSON object: %v", path, err)
+	}
+	if _, ok := fields["exit_code"]; !ok {
+		return nil, raw, fmt.Sprintf("%s: no exit_code", path)
+	}
+	var res orchestrate.Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, raw, fmt.Sprintf("%s: not a result: %v", path, err)
+	}
+	return &res, raw, ""
 }
 
 func (n *node) addr() string {
@@ -317,7 +353,7 @@ type outcome struct {
 
 func (o *outcome) disagrees() bool {
 	for _, v := range o.Verdicts {
-		if v.Kind != "" || len(v.issues()) > 0 {
+		if v.Kind != "" || v.Mismatch != "" || len(v.issues()) > 0 {
 			return true
 		}
 	}
@@ -337,12 +373,20 @@ func (c *cluster) run(s *scenario) *outcome {
 			}
 		}
 	}
+	// Every command of the scenario writes --result-file here (A.json,
+	// B.json, watch.json); judge checks its exit_code against the exit.
+	results, err := os.MkdirTemp(c.dir, fmt.Sprintf("results-%d-%d-", s.Seed, s.Num))
+	if err != nil {
+		o.Err = err.Error()
+		return o
+	}
+	defer os.RemoveAll(results)
 	bound := s.Timeout + 3*time.Minute
 	deployArgs := func(id, ref, filter string) []string {
 		return []string{"deploy", "--module", module, "--ref", ref, "--id", id, "--tag", filter,
 			"--timeout", s.Timeout.String(), "--format", "json"}
 	}
-	a, err := c.startCLI(bound, deployArgs(s.IDA, s.RefA, s.FilterA)...)
+	a, err := c.startCLI(bound, filepath.Join(results, "A.json"), deployArgs(s.IDA, s.RefA, s.FilterA)...)
 	if err != nil {
 		o.Err = err.Error()
 		return o
@@ -356,7 +400,7 @@ func (c *cluster) run(s *scenario) *outcome {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.inject(s, f, a, &mu, unobservable, &infra, &o.B)
+			c.inject(s, f, a, results, &mu, unobservable, &infra, &o.B)
 		}()
 	}
 	<-a.done
@@ -377,6 +421,7 @@ func (c *cluster) run(s *scenario) *outcome {
 	}
 	inA := judgeInput{
 		Label: "A", ID: s.IDA, Commit: c.commits[s.RefA], Code: a.Code, Result: a.Result, Exited: a.Exited,
+		File: a.File, FileErr: a.FileErr,
 		Deadline: a.Start.Add(s.Timeout),
 		Intended: s.A, MayJoin: []string{joinerName}, Runs: runs[s.IDA], Unobservable: unobservable,
 		Hung: hung(s.Plans[s.IDA]), Infra: strings.Join(infra, ", "),
@@ -394,7 +439,7 @@ func (c *cluster) run(s *scenario) *outcome {
 			o.Err = "before re-attaching: " + err.Error()
 			return o
 		}
-		w, err := c.startCLI(s.Timeout+3*time.Minute, "watch", s.IDA, "--timeout", s.Timeout.String(), "--format", "json")
+		w, err := c.startCLI(s.Timeout+3*time.Minute, filepath.Join(results, "watch.json"), "watch", s.IDA, "--timeout", s.Timeout.String(), "--format", "json")
 		if err != nil {
 			o.Err = err.Error()
 			return o
@@ -407,6 +452,7 @@ func (c *cluster) run(s *scenario) *outcome {
 		}
 		inW := inA
 		inW.Label, inW.Code, inW.Result, inW.Exited, inW.Infra = "A/watch", w.Code, w.Result, w.Exited, ""
+		inW.File, inW.FileErr = w.File, w.FileErr
 		inW.Deadline = w.Start.Add(s.Timeout)
 		inW.Runs = runs[s.IDA]
 		if inW.Runs == nil {
@@ -417,6 +463,7 @@ func (c *cluster) run(s *scenario) *outcome {
 	if o.B != nil {
 		inB := judgeInput{
 			Label: "B", ID: s.IDB, Commit: c.commits[s.RefB], Code: o.B.Code, Result: o.B.Result, Exited: o.B.Exited,
+			File: o.B.File, FileErr: o.B.FileErr,
 			Deadline: o.B.Start.Add(s.Timeout),
 			Intended: s.B, Runs: runs[s.IDB], Unobservable: map[string]string{}, Hung: hung(s.Plans[s.IDB]), Infra: inA.Infra,
 		}
@@ -439,7 +486,7 @@ func sleepUnless(d time.Duration, done <-chan struct{}) bool {
 }
 
 // inject plays one fault during deploy A.
-func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobservable map[string]string, infra *[]string, b **cliRun) {
+func (c *cluster) inject(s *scenario, f *fault, a *cliRun, results string, mu *sync.Mutex, unobservable map[string]string, infra *[]string, b **cliRun) {
 	note := func(format string, args ...any) { f.Note = fmt.Sprintf(format, args...) }
 	// waited waits out the fault's delay after the CLI started; false when
 	// the CLI ended first (the fault is then not injected).
@@ -521,7 +568,7 @@ func (c *cluster) inject(s *scenario, f *fault, a *cliRun, mu *sync.Mutex, unobs
 		if !waited() {
 			return
 		}
-		cr, err := c.startCLI(s.Timeout+3*time.Minute, "deploy", "--module", module, "--ref", s.RefB, "--id", s.IDB,
+		cr, err := c.startCLI(s.Timeout+3*time.Minute, filepath.Join(results, "B.json"), "deploy", "--module", module, "--ref", s.RefB, "--id", s.IDB,
 			"--tag", s.FilterB, "--timeout", s.Timeout.String(), "--format", "json")
 		if err != nil {
 			note("%v", err)
