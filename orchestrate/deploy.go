@@ -22,18 +22,21 @@ func Deploy(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
-	if opts.batched() {
-		return rollout(ctx, rpc, opts, "deploy", targets, masters, payload)
-	}
-
 	w := newWatch(rpc, &opts, "deploy", targets, masters)
-	w.eventPayload, w.runPayload, w.lastSent = payload, runRequest(&opts, 0), time.Now()
-	w.res.Fired = true // from here on, a retry may deploy twice
-	if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
-		return w.finish(ctx, interruptedOr(ctx, err, "firing the deploy event"))
+	w.eventPayload = payload
+	if opts.batched() {
+		return w.follow(ctx, w.syncOnly)
 	}
-	w.observer.note(fmt.Sprintf("deploy %s: %s at %s to %d node(s), via %d master(s)", opts.ID, opts.Module, opts.Ref, len(targets), len(masters)))
-	return w.finish(ctx, w.loop(ctx))
+	w.runPayload = runRequest(&opts, 0)
+	return w.follow(ctx, func(ctx context.Context) error {
+		w.s.apply(fired{At: time.Now()}) // from here on, a retry may deploy twice
+		w.lastSent = time.Now()
+		if err := rpc.FireEvent(ctx, protocol.EventDeploy, payload, false); err != nil {
+			return &during{doing: "firing the deploy event", err: err}
+		}
+		w.observer.note(fmt.Sprintf("deploy %s: %s at %s to %d node(s), via %d master(s)", opts.ID, opts.Module, opts.Ref, len(targets), len(masters)))
+		return nil
+	})
 }
 
 // prepareDeploy is prepare for a deploy: at least one master, and the
@@ -93,12 +96,12 @@ func Run(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	if err := checkID(ctx, rpc, &opts); err != nil {
 		return nil, err
 	}
-	if opts.batched() {
-		return rollout(ctx, rpc, opts, "run", targets, nil, nil)
-	}
 	w := newWatch(rpc, &opts, "run", targets, nil)
-	w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
-	return w.finish(ctx, w.fireRuns(ctx, opts.Filter, len(targets)))
+	if !opts.batched() {
+		w.observer.note(fmt.Sprintf("run %s on %d node(s)", opts.ID, len(targets)))
+	}
+	// The first batch (every target, without --batch) is sent by follow.
+	return w.follow(ctx, func(context.Context) error { return nil })
 }
 
 // prepare validates the options and resolves the targets (at least one) and

@@ -447,30 +447,6 @@ func TestRunBusyAndDisabledExit1(t *testing.T) {
 	}
 }
 
-func TestDecideExit(t *testing.T) {
-	cases := []struct {
-		states []string
-		want   int
-	}{
-		{[]string{StateFinished, StateFinished}, ExitOK},
-		{[]string{StateFinished, StateSkipped}, ExitOK},
-		{[]string{StateFinished, StateLost}, ExitIncomplete},
-		{[]string{StateTimeout, StateFailed}, ExitFailed},
-		{[]string{StateMissed}, ExitIncomplete},
-		{[]string{StateDisabled, StateFinished}, ExitFailed},
-		{[]string{StateBusy}, ExitFailed},
-	}
-	for _, c := range cases {
-		var nodes []NodeResult
-		for _, s := range c.states {
-			nodes = append(nodes, NodeResult{State: s})
-		}
-		if got := decideExit(nodes); got != c.want {
-			t.Errorf("%v: exit %d, want %d", c.states, got, c.want)
-		}
-	}
-}
-
 func TestStatusWithID(t *testing.T) {
 	f := cluster(finishedOK)
 	f.polls = 5 // agents answer finished

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
@@ -55,38 +56,38 @@ func FuzzWatchAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, from string, payload []byte, run bool) {
 		opts := &Options{ID: "d1", Module: "motd", Ref: "v1", Environment: "production"}
 		opts.setDefaults()
-		w := newWatch(nil, opts, "deploy",
+		s := newDeployState(opts, "deploy",
 			[]serfrpc.Member{{Name: "agent-01"}, {Name: "agent-02"}}, []serfrpc.Member{{Name: "master-01"}})
-		w.masters["master-01"].Commit = "0123abcdef"
+		s.apply(fired{At: time.Now()})
+		s.masters["master-01"].Commit = "0123abcdef"
 		before := map[string]NodeResult{}
-		for k, v := range w.targets {
+		for k, v := range s.targets {
 			before[k] = *v
 		}
-		r := serfrpc.Response{From: from, Payload: payload}
 
 		var ignored bool // the answer must change nothing
 		if run {
-			w.runAnswer(r)
+			s.apply(runAnswer{At: time.Now(), From: from, Payload: payload})
 			var a protocol.RunAnswer
 			ignored = json.Unmarshal(payload, &a) != nil ||
-				(a.Result == protocol.RunAlready && a.Request.Conflicts(opts.request())) || w.targets[from] == nil
+				(a.Result == protocol.RunAlready && a.Request.Conflicts(opts.request())) || s.targets[from] == nil
 		} else {
-			err := w.statusAnswer(r)
+			s.apply(statusAnswer{At: time.Now(), From: from, Payload: payload})
 			var st protocol.Status
 			bad := json.Unmarshal(payload, &st) != nil || st.V == 0 || st.Node != from
 			ignored = bad || st.Request.Conflicts(opts.request())
-			if err != nil {
+			if err := s.end; err != nil {
 				var e *Error
-				if !errors.As(err, &e) || (e.Code != ExitUsage && e.Code != ExitInfra) || w.masters[from] == nil || bad {
+				if !errors.As(err, &e) || (e.Code != ExitUsage && e.Code != ExitInfra) || s.masters[from] == nil || bad {
 					t.Fatalf("answer %q from %q: %v", payload, from, err)
 				}
 			}
-			if bad && w.garbled[from] != 1 {
+			if bad && s.garbled[from] != 1 {
 				t.Fatalf("unreadable answer %q from %q not counted", payload, from)
 			}
 		}
 		after := map[string]NodeResult{}
-		for k, v := range w.targets {
+		for k, v := range s.targets {
 			after[k] = *v
 			if !known[v.State] {
 				t.Fatalf("answer %q from %q left %s in state %q", payload, from, k, v.State)

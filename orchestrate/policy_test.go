@@ -3,7 +3,6 @@ package orchestrate
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,36 +10,6 @@ import (
 	"github.com/serfdeploy/serfdeploy/protocol"
 	"github.com/serfdeploy/serfdeploy/serfrpc"
 )
-
-func TestExitWithPendingChanges(t *testing.T) {
-	pending := NodeResult{State: StateFinished, Outcome: protocol.Outcome{Pending: 3}}
-	clean := NodeResult{State: StateFinished}
-	for _, c := range []struct {
-		nodes []NodeResult
-		want  int
-	}{
-		{[]NodeResult{clean, clean}, ExitOK},
-		{[]NodeResult{clean, pending}, ExitPending},
-		{[]NodeResult{pending, {State: StateLost}}, ExitIncomplete},
-		{[]NodeResult{pending, {State: StateFailed}}, ExitFailed},
-	} {
-		if got := decideExit(c.nodes); got != c.want {
-			t.Errorf("%+v: exit %d, want %d", c.nodes, got, c.want)
-		}
-	}
-}
-
-func TestPoliciesSkipDisabledAndBusy(t *testing.T) {
-	nodes := []NodeResult{{Node: "a", State: StateDisabled, Outcome: protocol.Outcome{Reason: protocol.ReasonDisabled, Message: "by bob"}}, {Node: "b", State: StateBusy}}
-	applyPolicies(nodes, &Options{OnDisabled: PolicySkip, OnRunning: PolicyFail})
-	if nodes[0].State != StateSkipped || nodes[0].Message != "by bob" || nodes[1].State != StateBusy || decideExit(nodes) != ExitFailed {
-		t.Fatalf("%+v", nodes)
-	}
-	applyPolicies(nodes, &Options{OnRunning: PolicySkip})
-	if nodes[1].State != StateSkipped || nodes[1].Reason != StateBusy || decideExit(nodes) != ExitOK {
-		t.Fatalf("%+v", nodes)
-	}
-}
 
 func TestVersionMismatch(t *testing.T) {
 	applied := "motd=0123456789abcdef ntp=fedcba9876543210"
@@ -326,29 +295,5 @@ func TestJoinerNotYetListedIsNotLost(t *testing.T) {
 	states := nodeStates(res)
 	if res.ExitCode != ExitOK || states["qa3"] != StateFinished {
 		t.Fatalf("exit %d (%s), states %v", res.ExitCode, res.Outcome, states)
-	}
-}
-
-// TestOutcomeNamesEveryState: the outcome line (the Jenkins build
-// description) counts every node: stale runs were left out ("2 finished"
-// for three targets), and a deploy where every target was skipped said
-// every target finished.
-func TestOutcomeNamesEveryState(t *testing.T) {
-	for _, c := range []struct {
-		states []string
-		want   string
-	}{
-		{[]string{StateFinished, StateFinished, StateStale}, "2 finished, 1 stale: a puppet run failed or did not happen (exit 1)"},
-		{[]string{StateFinished, StateInterrupted}, "1 finished, 1 interrupted: not every target finished (exit 4)"},
-		{[]string{StateSkipped, StateSkipped}, "2 skipped: no target ran: every one was skipped (exit 0)"},
-	} {
-		res := &Result{}
-		for i, s := range c.states {
-			res.Nodes = append(res.Nodes, NodeResult{Node: fmt.Sprint("n", i), State: s})
-		}
-		res.ExitCode = decideExit(res.Nodes)
-		if got := outcome(res); got != c.want {
-			t.Errorf("%v: %q, want %q", c.states, got, c.want)
-		}
 	}
 }

@@ -63,23 +63,21 @@ func Watch(ctx context.Context, rpc RPC, opts Options) (*Result, error) {
 	// watch cannot say every target is accounted for. Another node that
 	// never answers (one without serfdeploy's handler never does) is
 	// only noted: a target among them is caught by that count.
-	w.silent = silentMasters
+	w.s.silent = silentMasters
 	if len(silentOthers) > 0 {
 		w.observer.note(fmt.Sprintf("%d node(s) never answered whether they have a record of %s (%s); not counted", len(silentOthers), opts.ID, someNames(silentOthers)))
 	}
-	if len(masters) == 0 {
-		w.triggeredAt = time.Now()
-	}
-	// What the nodes said is the watch's first poll: the masters' sync and
-	// how many nodes their trigger was sent to count even when every
-	// target is settled before the next poll reaches a master.
-	for _, r := range found.answers {
-		if err := w.statusAnswer(r); err != nil {
-			return w.finish(ctx, err)
+	return w.follow(ctx, func(context.Context) error {
+		w.s.apply(fired{At: time.Now(), Reattached: true})
+		// What the nodes said is the watch's first poll: the masters' sync
+		// and how many nodes their trigger was sent to count even when
+		// every target is settled before the next poll reaches a master.
+		for _, r := range found.answers {
+			w.s.apply(statusAnswer{At: time.Now(), From: r.From, Payload: r.Payload})
 		}
-	}
-	w.observer.note(fmt.Sprintf("watching %s %s (%s): %d node(s) and %d master(s) have a record of it", kind, opts.ID, req, len(targets), len(masters)))
-	return w.finish(ctx, w.loop(ctx))
+		w.observer.note(fmt.Sprintf("watching %s %s (%s): %d node(s) and %d master(s) have a record of it", kind, opts.ID, req, len(targets), len(masters)))
+		return nil
+	})
 }
 
 // records is what the nodes said of a deploy id when a watch re-attached.

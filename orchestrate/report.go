@@ -55,7 +55,7 @@ func Report(ctx context.Context, log LogReader, id string, since time.Time) (*Re
 		res.Nodes = append(res.Nodes, n)
 	}
 	res.ExitCode = decideExit(res.Nodes)
-	res.Outcome = outcome(res)
+	res.Outcome = outcome(res.Nodes, res.ExitCode)
 	return res, nil
 }
 

@@ -62,29 +62,26 @@ func (r *resends) note(q serfrpc.Query, res *serfrpc.QueryResult) {
 // the puppetrun query again to targets that know nothing of the run after
 // the trigger.
 func (w *watch) resend(ctx context.Context) error {
-	r := &w.resends
-	if w.eventPayload != nil && w.triggeredAt.IsZero() && w.noMasterHeard() {
+	r, s := &w.resends, w.s
+	if w.eventPayload != nil && s.triggeredAt.IsZero() && w.noMasterHeard() {
 		if r.events >= maxResends || w.anyMasterBusy() || time.Since(w.lastSent) < r.wait(w.opts.ResendAfter, r.events) {
 			return nil
 		}
 		r.events++
 		w.lastSent = time.Now()
 		w.observer.note(fmt.Sprintf("no master has answered for the deploy yet: firing the deploy event again (%d of at most %d)", r.events, maxResends))
-		if err := w.rpc.FireEvent(ctx, protocol.EventDeploy, w.eventPayload, false); err != nil {
-			return infra(err)
-		}
-		return nil
+		return w.rpc.FireEvent(ctx, protocol.EventDeploy, w.eventPayload, false)
 	}
-	if w.runPayload == nil || w.triggeredAt.IsZero() || r.runs >= maxResends {
+	if w.runPayload == nil || s.triggeredAt.IsZero() || r.runs >= maxResends {
 		return nil // a watch that re-attached sends nothing
 	}
 	wait := r.wait(w.opts.ResendAfter, r.runs)
-	if time.Since(w.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < wait {
+	if time.Since(s.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < wait {
 		return nil
 	}
 	var waiting []string
-	for _, name := range w.order {
-		if w.targets[name].State == StateWaiting && !r.busy[name] {
+	for _, name := range s.order {
+		if s.targets[name].State == StateWaiting && s.inBatch(name) && !r.busy[name] {
 			waiting = append(waiting, name)
 		}
 	}
@@ -99,10 +96,10 @@ func (w *watch) resend(ctx context.Context) error {
 		Filter: serfrpc.Filter{Nodes: waiting}, Timeout: w.opts.QueryTimeout, Expect: waiting, Resend: resendQuery,
 	})
 	if err != nil && res == nil {
-		return infra(err)
+		return err
 	}
 	for _, r := range res.Responses {
-		w.runAnswer(r)
+		s.apply(runAnswer{At: time.Now(), From: r.From, Payload: r.Payload})
 	}
 	return nil
 }
@@ -110,7 +107,7 @@ func (w *watch) resend(ctx context.Context) error {
 // anyMasterBusy: a master has our queries but its handler queue is behind;
 // the deploy event is most likely waiting in that same queue.
 func (w *watch) anyMasterBusy() bool {
-	for name := range w.masters {
+	for name := range w.s.masters {
 		if w.resends.busy[name] {
 			return true
 		}
@@ -119,7 +116,7 @@ func (w *watch) anyMasterBusy() bool {
 }
 
 func (w *watch) noMasterHeard() bool {
-	for _, m := range w.masters {
+	for _, m := range w.s.masters {
 		if m.Phase != protocol.PhaseUnknown {
 			return false
 		}

@@ -123,39 +123,3 @@ func (r *Result) Counts() map[string]int {
 	}
 	return c
 }
-
-// decideExit computes the exit code from the nodes' states: a failure beats
-// an incomplete deploy, which beats pending changes (--noop), which beat
-// success.
-func decideExit(nodes []NodeResult) int {
-	code := ExitOK
-	for _, n := range nodes {
-		switch n.State {
-		case StateFailed, StateBusy, StateDisabled, StateStale:
-			return ExitFailed
-		case StateLost, StateTimeout, StateMissed, StateWaiting, StatePending, StateRunning, StateInterrupted:
-			code = ExitIncomplete
-		case StateFinished:
-			if n.Pending > 0 && code == ExitOK {
-				code = ExitPending
-			}
-		}
-	}
-	return code
-}
-
-// applyPolicies turns disabled and busy targets into skipped ones where
-// the user said so (--on-disabled skip, --on-running skip).
-func applyPolicies(nodes []NodeResult, opts *Options) {
-	for i := range nodes {
-		n := &nodes[i]
-		switch {
-		case n.State == StateDisabled && opts.OnDisabled == PolicySkip,
-			n.State == StateBusy && opts.OnRunning == PolicySkip:
-			if n.Reason == "" {
-				n.Reason = n.State
-			}
-			n.State = StateSkipped
-		}
-	}
-}

@@ -144,9 +144,10 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	}
 	var msg string
 	if err != nil {
-		// The process and the result file give one code: the one the
-		// error stands for.
-		res.ExitCode, msg = explain(asInterrupt(c.Context, err))
+		// The result's verdict (orchestrate's deployState) decided the
+		// code, the same for the process and the result file; the error
+		// only gives the line that says why it ended early.
+		_, msg = explain(err)
 	}
 	if werr := e.writeResult(c, res, reports); werr != nil {
 		// The run's own code stands: a retry of a release that ran

@@ -1,0 +1,510 @@
+package orchestrate
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/serfdeploy/serfdeploy/protocol"
+	"github.com/serfdeploy/serfdeploy/serfrpc"
+)
+
+// An input is one thing the driver saw, applied to a deployState in the
+// order seen. Each carries the time it was seen: the state reads no clock.
+type input interface{ seenAt() time.Time }
+
+type (
+	// fired: the deploy event went out (a deploy), or a watch re-attached
+	// (Reattached: nothing was sent, but runs may be under way).
+	fired struct {
+		At         time.Time
+		Reattached bool
+	}
+	// runSent: the CLI sent the run request to the batch under way (a
+	// run, or a rollout's batch).
+	runSent struct{ At time.Time }
+	// statusAnswer: a node's answer to puppet-status.
+	statusAnswer struct {
+		At      time.Time
+		From    string
+		Payload []byte
+	}
+	// runAnswer: a target's answer to the CLI's puppetrun query.
+	runAnswer struct {
+		At      time.Time
+		From    string
+		Payload []byte
+	}
+	// memberSeen: serf's status of a node the driver asked about ("" when
+	// the CLI's agent does not list it).
+	memberSeen struct {
+		At         time.Time
+		Node, Serf string
+	}
+	// logRecords: the logging service's latest record of each node. Final
+	// is the read at the end of a batch: each node that finished takes its
+	// record as the final word, and one without is marked LogMissing.
+	// Otherwise only nodes the polls still see unfinished take one.
+	logRecords struct {
+		At      time.Time
+		Records map[string]protocol.RunRecord
+		Final   bool
+	}
+	// tick: time passes; targets that never heard of the run are missed.
+	tick struct{ At time.Time }
+	// deadline: --timeout passed; what is unfinished timed out.
+	deadline struct{ At time.Time }
+	// interrupt: SIGINT or SIGTERM (a Jenkins abort); Doing says what the
+	// CLI was doing, for the message.
+	interrupt struct {
+		At    time.Time
+		Doing string
+	}
+	// failure: the driver could not go on (serf's agent gone, the logging
+	// service unreadable at the end); Err carries the exit code.
+	failure struct {
+		At  time.Time
+		Err error
+	}
+	// batchDone: the driver read the batch's final statuses; the rollout
+	// counts its failures and starts the next batch or stops.
+	batchDone struct{ At time.Time }
+)
+
+func (i fired) seenAt() time.Time        { return i.At }
+func (i runSent) seenAt() time.Time      { return i.At }
+func (i statusAnswer) seenAt() time.Time { return i.At }
+func (i runAnswer) seenAt() time.Time    { return i.At }
+func (i memberSeen) seenAt() time.Time   { return i.At }
+func (i logRecords) seenAt() time.Time   { return i.At }
+func (i tick) seenAt() time.Time         { return i.At }
+func (i deadline) seenAt() time.Time     { return i.At }
+func (i interrupt) seenAt() time.Time    { return i.At }
+func (i failure) seenAt() time.Time      { return i.At }
+func (i batchDone) seenAt() time.Time    { return i.At }
+
+// apply changes the state by one input. Once the deploy has ended early
+// (s.end), nothing changes it any more.
+func (s *deployState) apply(in input) {
+	if s.end != nil {
+		return
+	}
+	at := in.seenAt()
+	switch in := in.(type) {
+	case fired:
+		s.underway = true
+		s.fired = s.fired || !in.Reattached
+		s.started = !s.opts.batched()
+		if in.Reattached && len(s.masters) == 0 {
+			s.triggeredAt = at
+		}
+	case runSent:
+		s.fired, s.underway, s.started, s.runSent = true, true, true, true
+		s.triggeredAt = at
+	case statusAnswer:
+		s.statusAnswer(in)
+	case runAnswer:
+		s.runAnswer(in)
+	case memberSeen:
+		s.memberSeen(in)
+	case logRecords:
+		s.logRecords(in)
+	case tick:
+		s.checkMissed(at)
+	case deadline:
+		if s.started {
+			s.giveUp(at, StateTimeout, fmt.Sprintf("still unfinished at the %s timeout", s.opts.Timeout))
+		}
+		s.stopRollout(at, fmt.Sprintf("not started: the %s timeout passed", s.opts.Timeout))
+	case interrupt:
+		s.interrupt(in)
+	case failure:
+		s.stop(at, in.Err)
+	case batchDone:
+		s.batchDone(at)
+	}
+}
+
+// interrupt ends the deploy at SIGINT or SIGTERM: exit 4, and once
+// anything was sent, the line that says how to pick the runs up again.
+func (s *deployState) interrupt(in interrupt) {
+	n := s.unfinished()
+	switch {
+	case !s.underway:
+		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s; nothing was sent", in.Doing))
+	case !s.started && s.current == 0:
+		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s; no run was started by this CLI", in.Doing))
+	case n == 0 || !s.started:
+		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s", in.Doing))
+	default:
+		s.giveUp(in.At, StateInterrupted, "the CLI stopped watching before it finished; the run goes on")
+		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s: %d node(s) had not finished; their runs go on: re-attach with `serfdeploy watch %s` (or look with `serfdeploy status --id %s`)",
+			in.Doing, n, s.opts.ID, s.opts.ID))
+	}
+}
+
+// stop ends the deploy early with err: the batches not started are
+// skipped, and err decides the exit code.
+func (s *deployState) stop(at time.Time, err error) {
+	if s.underway {
+		err = withReattach(err, s.opts.ID)
+	}
+	s.stopRollout(at, "not started: the rollout stopped: "+protocol.OneLine(err.Error(), 300))
+	s.end = err
+}
+
+// memberSeen applies serf's status of a node the driver asked about.
+func (s *deployState) memberSeen(in memberSeen) {
+	if in.Serf == serfrpc.StatusAlive || in.Serf == "" && s.unlisted(in.Node, in.At) {
+		delete(s.leftAt, in.Node)
+		return
+	}
+	if s.mayReturn(in.Node, in.Serf, in.At) {
+		return
+	}
+	serf := in.Serf
+	if serf == "" {
+		serf = "gone (reaped)"
+	}
+	if t, ok := s.targets[in.Node]; ok && !Final(t.State) {
+		s.set(in.At, t, StateLost, "", lostDetail(serf, s.opts.LeaveGrace))
+	}
+	if m, ok := s.masters[in.Node]; ok && !m.done() {
+		m.Phase = StateLost
+		s.observer.event(Event{Time: in.At, Node: in.Node, State: StateLost, Detail: "master " + serf + " during code sync", Master: true})
+		if done, synced := s.syncDone(); s.triggeredAt.IsZero() && done && synced == 0 {
+			s.stop(in.At, Errorf(ExitInfra, "every master was lost before the code sync finished (last: %s, %s)", in.Node, serf))
+		}
+	}
+}
+
+// isAlive reports whether the driver should ask a node it polled: serf
+// lists it alive, or it answered lately though the CLI's agent does not
+// list it yet.
+func (s *deployState) isAlive(node, serf string, at time.Time) bool {
+	return serf == serfrpc.StatusAlive || serf == "" && s.unlisted(node, at)
+}
+
+// unlistedGrace: how long a node that answered is taken as alive although
+// the CLI's agent does not list it.
+const unlistedGrace = 30 * time.Second
+
+// unlisted reports whether a node the CLI's agent does not list answered
+// within unlistedGrace: one that joined just before the trigger answers
+// before the gossip of its join reaches the CLI's agent, and is not gone.
+// Before, it was reported lost at the next poll (the oracle's wrong code,
+// seed 6 scenario 1).
+func (s *deployState) unlisted(name string, at time.Time) bool {
+	t, ok := s.answeredAt[name]
+	return ok && at.Sub(t) < unlistedGrace
+}
+
+// mayReturn reports whether a target serf lists as left or leaving is
+// still within Options.LeaveGrace of when it was first seen so.
+func (s *deployState) mayReturn(name, serfStatus string, at time.Time) bool {
+	if serfStatus != serfrpc.StatusLeft && serfStatus != serfrpc.StatusLeaving {
+		return false
+	}
+	if t, ok := s.targets[name]; !ok || Final(t.State) {
+		return false
+	}
+	since, seen := s.leftAt[name]
+	if !seen {
+		s.leftAt[name] = at
+		s.observer.event(Event{Time: at, Node: name, State: serfStatus,
+			Detail: fmt.Sprintf("its serf agent left; its run may go on: waiting %s for it to come back", s.opts.LeaveGrace)})
+		return true
+	}
+	return at.Sub(since) < s.opts.LeaveGrace
+}
+
+// noAnswerHint: a node that answered no query at all most often runs no
+// serfdeploy handler.
+const noAnswerHint = "it never answered a puppet-status query: is `serfdeploy handle` its serf event handler? (`serf info` on it lists the handlers)"
+
+// lostDetail says, in the user's words, what serf's status of a node that
+// went away means: a graceful leave is not a failure.
+func lostDetail(serfStatus string, grace time.Duration) string {
+	switch serfStatus {
+	case serfrpc.StatusLeft, serfrpc.StatusLeaving:
+		return fmt.Sprintf("its serf agent left the cluster (serf leave, a shutdown) before its run finished and was not back within %s; the run may have ended: see `serfdeploy status` once it is back", grace)
+	case serfrpc.StatusFailed:
+		return "serf's failure detection reports the node unreachable (failed) before its run finished"
+	}
+	return "serf reports the node " + serfStatus + " before its run finished"
+}
+
+// statusAnswer applies one puppet-status answer.
+func (s *deployState) statusAnswer(in statusAnswer) {
+	at, from := in.At, in.From
+	var st protocol.Status
+	if err := protocol.DecodeAnswerFrom(in.Payload, from, &st); err != nil {
+		s.garbled[from]++
+		detail := fmt.Sprintf("unreadable puppet-status answer: %q", protocol.Truncate(string(in.Payload), 120))
+		if t, ok := s.targets[from]; ok && s.garbled[from] >= maxGarbled && !Final(t.State) {
+			s.set(at, t, StateLost, "unreadable_status", detail+"; is serfdeploy the same version on that node?")
+		} else {
+			s.observer.event(Event{Time: at, Node: from, State: "garbled", Detail: detail})
+		}
+		return
+	}
+	s.garbled[from] = 0
+	s.answeredAt[from] = at
+	if m, ok := s.masters[from]; ok && st.Sync != "" && st.Sync != protocol.PhaseUnknown {
+		if err := s.syncAnswer(at, m, &st); err != nil {
+			s.stop(at, err)
+			return
+		}
+	}
+	if st.Phase == protocol.PhaseUnknown || st.Phase == "" {
+		if t, ok := s.targets[from]; ok && t.State == StatePending {
+			// Its record is gone: the handler that took the request was
+			// stopped before a worker did, and the node gave the record
+			// up. It is waiting again, so that the request is sent again.
+			s.set(at, t, StateWaiting, "", st.Message)
+		}
+		return
+	}
+	if st.Request.Conflicts(s.request()) {
+		s.observer.event(Event{Time: at, Node: from, State: "conflict",
+			Detail: fmt.Sprintf("its record of %s is for a %s, not this %s; not counted", s.opts.ID, st.Request, s.request())})
+		return
+	}
+	t, ok := s.targets[from]
+	if !ok {
+		if st.Phase == protocol.PhaseSkipped {
+			return
+		}
+		// The trigger reached a node the CLI did not list (it joined just
+		// before the deploy): follow it like any target of this batch.
+		t = &NodeResult{Node: from, State: StateWaiting, JoinedLate: true}
+		s.targets[from] = t
+		s.order = append(s.order, from)
+		by := "the master's trigger reached it"
+		if s.runSent {
+			by = "the run request reached it" // a run, or a rollout's batch: the CLI sent it
+		}
+		s.observer.event(Event{Time: at, Node: from, State: "joined", Detail: "not in the target list when the " + s.kind + " started; " + by})
+	}
+	s.heard[from] = true
+	s.runTargets = max(s.runTargets, st.Targets)
+	if Final(t.State) {
+		return
+	}
+	state := stateOf(st.Phase)
+	if state == StateWaiting {
+		return
+	}
+	t.ExitCode, t.Changed, t.Failed, t.Total, t.DurationSec, t.Pending = st.Exit, st.Changed, st.Failed, st.Total, st.Duration, st.Pending
+	t.ConfigVersion = st.Applied
+	t.Source = "status"
+	reason, message := st.Reason, st.Message
+	if state == StateFinished {
+		if stale := s.staleDetail(st.Applied); stale != "" {
+			state, reason, message = StateStale, "stale", stale
+		}
+	}
+	s.set(at, t, state, reason, message)
+}
+
+// syncAnswer applies a master's code-sync phase; the error it returns
+// ends the deploy.
+func (s *deployState) syncAnswer(at time.Time, m *MasterResult, st *protocol.Status) error {
+	if st.Request.Conflicts(s.request()) {
+		return Errorf(ExitUsage, "deploy id %s was already used on master %s for a %s; choose another --id, or leave --id out for a new one", s.opts.ID, m.Node, st.Request)
+	}
+	m.Reached, m.Listed, m.Targets = max(m.Reached, st.Reached), max(m.Listed, st.Listed), max(m.Targets, st.Targets)
+	m.batched = m.batched || st.Batched
+	if st.Sync == m.Phase {
+		return nil
+	}
+	m.Phase, m.Message, m.Commit = st.Sync, st.SyncMsg, st.Commit
+	s.observer.event(Event{Time: at, Node: m.Node, State: "sync " + st.Sync, Detail: st.SyncMsg, Master: true})
+	switch st.Sync {
+	case protocol.PhaseFailed:
+		code := ExitInfra
+		switch st.SyncReason {
+		case protocol.ReasonUnknownRef, protocol.ReasonUnknownModule, protocol.ReasonUnsafeModule:
+			// No retry fixes a name that does not exist, or a tree
+			// refused for what it holds.
+			code = ExitUsage
+		}
+		if st.SyncReason == protocol.ReasonTriggerFailed {
+			return Errorf(code, "master %s installed the module but could not trigger the Puppet runs: %s", m.Node, st.SyncMsg)
+		}
+		return Errorf(code, "code sync failed on master %s: %s", m.Node, st.SyncMsg)
+	case protocol.PhaseTriggered, protocol.PhaseSynced:
+		if m.done() && s.triggeredAt.IsZero() {
+			s.triggeredAt = at
+		}
+	}
+	return nil
+}
+
+// runAnswer applies a target's answer to the CLI's puppetrun query.
+func (s *deployState) runAnswer(in runAnswer) {
+	t, ok := s.targets[in.From]
+	if !ok {
+		return
+	}
+	var a protocol.RunAnswer
+	if err := protocol.DecodeAnswerFrom(in.Payload, in.From, &a); err != nil {
+		s.observer.event(Event{Time: in.At, Node: in.From, State: "garbled", Detail: "unreadable puppetrun answer"})
+		return
+	}
+	if a.Result == protocol.RunAlready && a.Request.Conflicts(s.request()) {
+		s.observer.event(Event{Time: in.At, Node: in.From, State: "conflict",
+			Detail: fmt.Sprintf("it already ran %s for a %s; not counted", s.opts.ID, a.Request)})
+		return
+	}
+	switch a.Result {
+	case protocol.RunStarted, protocol.RunAlready:
+		s.heard[in.From] = true
+		s.set(in.At, t, StatePending, "", "")
+	case protocol.RunQueued:
+		s.heard[in.From] = true
+		s.set(in.At, t, StatePending, "queued", a.Message)
+	case protocol.RunBusy:
+		s.set(in.At, t, StateBusy, protocol.ReasonLocked, a.Message)
+	case protocol.RunDisabled:
+		s.set(in.At, t, StateDisabled, protocol.ReasonDisabled, a.Message)
+	case protocol.RunRejected:
+		s.set(in.At, t, StateFailed, "rejected", a.Message)
+	}
+}
+
+// logRecords applies the logging service's records.
+func (s *deployState) logRecords(in logRecords) {
+	if in.Final {
+		s.logRead = true
+	}
+	for _, name := range s.order {
+		t := s.targets[name]
+		if !s.inBatch(name) {
+			continue
+		}
+		rec, ok := in.Records[name]
+		if ok && recordRequest(rec).Conflicts(s.request()) {
+			ok = false // a record of another request under the same id
+		}
+		finished := ok && rec.Event == "finished"
+		switch {
+		case in.Final && wantsRecord(t):
+			if !finished {
+				t.LogMissing = true
+				s.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", name))
+				continue
+			}
+			s.applyFinal(t, rec)
+		case !in.Final && !Final(t.State) && finished:
+			// A run the polls have not seen finish (a node whose answers
+			// are lost, e.g. too large for serf).
+			s.heard[name] = true
+			s.applyFinal(t, rec)
+			state := t.State
+			t.State = "" // report the change
+			s.set(in.At, t, state, t.Reason, t.Message+" (from the logging service; the node's answers did not say)")
+		}
+	}
+}
+
+// wantsRecord reports whether a target's final status is read from the
+// logging service: it ran to an end the polls saw.
+func wantsRecord(t *NodeResult) bool {
+	return t.ExitCode != nil || t.State == StateFinished || t.State == StateFailed
+}
+
+// checkMissed gives up on targets that still know nothing of the run well
+// after it was triggered: the request never reached them.
+func (s *deployState) checkMissed(at time.Time) {
+	if s.triggeredAt.IsZero() || at.Sub(s.triggeredAt) < s.opts.MissedAfter {
+		return
+	}
+	for _, name := range s.order {
+		if t := s.targets[name]; t.State == StateWaiting && s.inBatch(name) {
+			msg := fmt.Sprintf("no run for %s was started on this node %s after the trigger", s.opts.ID, s.opts.MissedAfter)
+			if s.answeredAt[name].IsZero() {
+				msg += "; " + noAnswerHint
+			}
+			s.set(at, t, StateMissed, "", msg)
+		}
+	}
+}
+
+// giveUp ends every unfinished target of the batch under way in state.
+func (s *deployState) giveUp(at time.Time, state, message string) {
+	for _, name := range s.order {
+		t := s.targets[name]
+		if Final(t.State) || !s.inBatch(name) {
+			continue
+		}
+		seen := "last seen " + t.State
+		switch {
+		case s.heard[name]:
+		case s.answeredAt[name].IsZero():
+			// Not one answer to any query: most often serf runs no
+			// serfdeploy handler there.
+			seen = noAnswerHint
+		default:
+			seen = "it answered, but never had a record of this deploy: the run request did not reach it"
+		}
+		s.set(at, t, state, "", fmt.Sprintf("%s (%s)", message, seen))
+	}
+}
+
+// batchDone counts the failures of the batch under way and starts the
+// next, unless more targets failed than --max-failures allows.
+func (s *deployState) batchDone(at time.Time) {
+	for name, t := range s.targets {
+		if state := s.effective(t); s.inBatch(name) && state != StateFinished && state != StateSkipped {
+			s.failures++
+		}
+	}
+	if s.current+1 >= len(s.plan) {
+		return
+	}
+	if s.failures > s.budget() {
+		why := fmt.Sprintf("not started: %d target(s) failed by batch %d of %d, over --max-failures %s", s.failures, s.current+1, len(s.plan), budgetText(*s.opts))
+		s.observer.note(why)
+		s.stopRollout(at, why)
+		return
+	}
+	// The next batch is under way once its run request is sent (runSent).
+	s.current++
+	s.started = false
+}
+
+// nextBatch returns the targets of the batch to start, if there is one
+// not started yet and the rollout goes on.
+func (s *deployState) nextBatch() ([]string, bool) {
+	if s.started || s.stoppedAt >= 0 || s.current >= len(s.plan) {
+		return nil, false
+	}
+	return s.plan[s.current], true
+}
+
+// budget is how many targets may fail before no further batch starts.
+func (s *deployState) budget() int {
+	if s.opts.MaxFailures == "" {
+		return 0 // a batched rollout stops at the first failure unless told otherwise
+	}
+	n, _ := parseCount(s.opts.MaxFailures, len(s.batchOf))
+	return n
+}
+
+// stopRollout skips every target of the batches not started, with why.
+func (s *deployState) stopRollout(at time.Time, why string) {
+	if s.stoppedAt >= 0 {
+		return
+	}
+	first := s.current + 1
+	if !s.started {
+		first = s.current
+	}
+	s.stoppedAt = s.current
+	for _, batch := range s.plan[min(first, len(s.plan)):] {
+		for _, name := range batch {
+			t := s.targets[name]
+			t.State, t.Reason, t.Message = StateSkipped, "not_started", why
+		}
+	}
+}
