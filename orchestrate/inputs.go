@@ -394,7 +394,10 @@ func (s *deployState) logRecords(in logRecords) {
 				s.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", name))
 				continue
 			}
-			s.applyFinal(t, rec)
+			before := t.State
+			if s.applyFinal(t, rec); t.State != before {
+				t.Changes = append(t.Changes, Change{At: in.At, State: t.State})
+			}
 		case !in.Final && !Final(t.State) && finished:
 			// A run the polls have not seen finish (a node whose answers
 			// are lost, e.g. too large for serf).
@@ -505,6 +508,7 @@ func (s *deployState) stopRollout(at time.Time, why string) {
 		for _, name := range batch {
 			t := s.targets[name]
 			t.State, t.Reason, t.Message = StateSkipped, "not_started", why
+			t.Changes = append(t.Changes, Change{At: at, State: StateSkipped})
 		}
 	}
 }

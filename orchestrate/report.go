@@ -40,6 +40,7 @@ func Report(ctx context.Context, log LogReader, id string, since time.Time) (*Re
 		} else {
 			n.Message = "started at " + rec.Time.Format(time.RFC3339) + "; no finished record"
 		}
+		n.Changes = []Change{{At: rec.Time, State: n.State}}
 		if res.Module == "" {
 			res.Module, res.Ref, res.Environment = rec.Module, rec.Ref, rec.Environment
 		}

@@ -52,6 +52,17 @@ type NodeResult struct {
 	// JoinedLate is set for a node the CLI did not list as a target but that
 	// answered for this deploy (the master's trigger reached it).
 	JoinedLate bool `json:"joined_late,omitempty"`
+	// Batch is the node's batch of a rollout, from 1; 0 without batches.
+	Batch int `json:"batch,omitempty"`
+	// Changes is the node's timeline: each state it was seen in, from
+	// when; a report (`report ID`) has the logging service's times only.
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is a node's state from a time on.
+type Change struct {
+	At    time.Time `json:"at"`
+	State string    `json:"state"`
 }
 
 // MasterResult is a master's code sync.

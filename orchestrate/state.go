@@ -98,6 +98,9 @@ func newDeployState(opts *Options, kind string, targets, masters []serfrpc.Membe
 		for _, t := range batch {
 			s.batchOf[t.Name] = i
 			s.targets[t.Name] = &NodeResult{Node: t.Name, State: StateWaiting}
+			if len(plan) > 1 {
+				s.targets[t.Name].Batch = i + 1
+			}
 			s.order = append(s.order, t.Name)
 		}
 	}
@@ -208,6 +211,9 @@ func (s *deployState) progress() Progress {
 func (s *deployState) set(at time.Time, t *NodeResult, state, reason, message string) {
 	if t.State == state && t.Message == message {
 		return
+	}
+	if t.State != state {
+		t.Changes = append(t.Changes, Change{At: at, State: state})
 	}
 	t.State, t.Reason, t.Message = state, reason, message
 	detail := message
