@@ -211,6 +211,10 @@ type StatusRequest struct {
 	// Known asks only the nodes with a record of ID to answer; the others
 	// stay silent. For finding every node a deploy reached.
 	Known bool `json:"known,omitempty"`
+	// Select (with an empty ID) asks whether the node matches a selector
+	// on its facts and classes (selector.go): every node asked answers, in
+	// Phase, SelectMatch, SelectNoMatch, SelectPending or SelectError.
+	Select string `json:"select,omitempty"`
 }
 
 // Phases a node reports for one deploy id.
