@@ -86,6 +86,15 @@ type PuppetConfig struct {
 	StateDir string `yaml:"state_dir"`
 	// Timeout kills a run that hangs.
 	Timeout time.Duration `yaml:"timeout"`
+	// What --fact and --class read (facts.go, select.go); empty or zero:
+	// the defaults there. FactsCommand prints the node's facts as one
+	// JSON object (argv); FactsTimeout bounds it; FactsMaxAge is how long
+	// its output is used before it is read again. ClassesFile is Puppet's
+	// classfile, the classes of the last catalog applied.
+	FactsCommand []string      `yaml:"facts_command"`
+	FactsTimeout time.Duration `yaml:"facts_timeout"`
+	FactsMaxAge  time.Duration `yaml:"facts_max_age"`
+	ClassesFile  string        `yaml:"classes_file"`
 }
 
 // LoggingConfig is the central logging service (Grafana Loki). Empty URL:

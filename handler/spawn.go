@@ -13,6 +13,7 @@ const (
 	WorkRun   = "run"   // an agent's puppet run
 	WorkSync  = "sync"  // a master's code sync and trigger
 	WorkFlush = "flush" // send spooled log records
+	WorkFacts = "facts" // read the node's Puppet facts (facts.go)
 )
 
 // spawnSelf starts this binary as a detached worker: its own session (so it

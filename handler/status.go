@@ -26,6 +26,9 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		st.Phase, st.Message = protocol.PhaseUnknown, "bad request: "+err.Error()
 		return n.writeStatus(stdout, &st)
 	}
+	if req.Select != "" {
+		return n.answerSelect(stdout, &st, &req) // select.go
+	}
 
 	st.Running = n.st.active()
 	if req.ID == "" {

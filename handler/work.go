@@ -14,7 +14,7 @@ import (
 // as interrupted.
 func (n *Node) Work(ctx context.Context, now <-chan struct{}, kind, id string) error {
 	n.killNow = now
-	if kind != WorkFlush {
+	if kind != WorkFlush && kind != WorkFacts {
 		if err := protocol.ValidID(id); err != nil {
 			return err
 		}
@@ -24,6 +24,8 @@ func (n *Node) Work(ctx context.Context, now <-chan struct{}, kind, id string) e
 		return n.workRun(ctx, id)
 	case WorkSync:
 		return n.workSync(ctx, id)
+	case WorkFacts:
+		return n.workFacts(ctx)
 	case WorkFlush:
 		client, err := n.logClient()
 		if err != nil || client == nil {

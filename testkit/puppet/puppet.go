@@ -155,6 +155,22 @@ func (n *Node) SummaryFile() string { return filepath.Join(n.Dir, "public", "las
 // agent_catalog_run.lock), as `puppet config print statedir` reports it.
 func (n *Node) StateDir() string { return filepath.Join(n.Dir, "var", "state") }
 
+// FactsArgs is `puppet facts show --render-as json` as this node: the
+// facts its agent would send, external ones from ExternalFactsDir
+// included.
+func (n *Node) FactsArgs() []string {
+	return append([]string{"puppet", "facts", "show", "--render-as", "json"}, n.dirArgs()...)
+}
+
+// ExternalFactsDir is where Puppet reads this node's external facts
+// (pluginfactdest, $vardir/facts.d): a file name.yaml there of
+// `key: value` lines adds those facts.
+func (n *Node) ExternalFactsDir() string { return filepath.Join(n.Dir, "var", "facts.d") }
+
+// ClassesFile is this node's Puppet classfile ($statedir/classes.txt),
+// written by an agent run or `puppet apply --write_catalog_summary`.
+func (n *Node) ClassesFile() string { return filepath.Join(n.StateDir(), "classes.txt") }
+
 // Disable runs `puppet agent --disable MSG` as this node.
 func (n *Node) Disable(msg string) error {
 	args := append([]string{"agent", "--disable", msg}, n.dirArgs()...)
