@@ -62,6 +62,12 @@ func deployPayload(opts *Options, targets int) ([]byte, error) {
 		Tags: opts.Filter.Tags, Nodes: opts.Filter.Nodes, SkipMasters: opts.Filter.Empty(), Build: opts.Build,
 		PuppetFlags: opts.Puppet, WaitSec: opts.waitSec(), SyncOnly: opts.batched(), Targets: targets,
 	}
+	if d.SyncOnly {
+		// The masters only install the code and the CLI sends the runs
+		// itself, by name: the target filter would only take room (a
+		// selection's names need not fit in the event).
+		d.Tags, d.Nodes = nil, nil
+	}
 	b, err := protocol.EncodeDeploy(&d)
 	var tooLarge *protocol.ErrTooLarge
 	dropped := ""

@@ -28,6 +28,12 @@ type Options struct {
 	Build       *protocol.Build
 	Puppet      protocol.PuppetFlags // --noop, --puppet-tags, --skip-tags
 
+	// Select is --fact, --class and --select as one selector (protocol/
+	// selector.go), evaluated on the nodes: ResolveSelect narrows Filter
+	// to the names of the nodes it matches before anything is sent.
+	Select   string
+	selected bool // ResolveSelect narrowed Filter (selecttargets.go)
+
 	// MaxTargets refuses a deploy or run that matches more nodes (0: no
 	// limit): a wrong tag must not reach the whole fleet.
 	MaxTargets int
@@ -111,6 +117,7 @@ func (o *Options) request() protocol.Request {
 // that a caller can refuse bad input before connecting to anything.
 func Check(o Options, deploy bool) error {
 	o.setDefaults()
+	o.selected = true // before connecting: the selection's syntax and size only
 	return o.validate(deploy)
 }
 
@@ -157,6 +164,9 @@ func (o *Options) validate(deploy bool) error {
 	}
 	if deploy && o.ExpectVersion != "" {
 		return Errorf(ExitUsage, "--expect-version is for run; a deploy checks the code its masters installed")
+	}
+	if err := o.checkSelect(); err != nil {
+		return err
 	}
 	return CheckFilter(o.Filter)
 }
