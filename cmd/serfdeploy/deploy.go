@@ -76,7 +76,7 @@ func watchCommand(env *cliEnv) *cli.Command {
 	// The deploy's own records say which nodes it reached: no filter.
 	var flags []cli.Flag
 	for _, f := range cmd.Flags {
-		if name := f.Names()[0]; name != "tag" && name != "node" {
+		if name := f.Names()[0]; name != "tag" && name != "node" && !isSelectFlag(name) {
 			flags = append(flags, f)
 		}
 	}
@@ -121,7 +121,7 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	if id == "" {
 		request := ""
 		if kind == "deploy" {
-			request = deployRequest(opts.Module, opts.Ref, opts.Environment, c.StringSlice("tag"), c.StringSlice("node"))
+			request = deployRequest(opts.Module, opts.Ref, opts.Environment, append(c.StringSlice("tag"), selectionKey(c)...), c.StringSlice("node"))
 		}
 		opts.ID = defaultID(e.getenv, time.Now(), request)
 		// An id derived from the build and the request may have been
@@ -189,6 +189,9 @@ func (e *cliEnv) watch(c *cli.Context, kind string, opts *orchestrate.Options) (
 		return nil, err
 	}
 	opts.Filter, opts.MasterTag = f, c.String("master-tag")
+	if opts.Select, err = selectionFrom(c); err != nil { // --fact, --class, --select
+		return nil, err
+	}
 	opts.Timeout, opts.PollInterval = c.Duration("timeout"), c.Duration("poll-interval")
 	opts.QueryTimeout, opts.MissedAfter, opts.LogWait = c.Duration("query-timeout"), c.Duration("missed-after"), c.Duration("log-wait")
 	if err := checkDurations(c, "timeout", "poll-interval", "query-timeout", "missed-after", "log-wait"); err != nil {
@@ -223,6 +226,13 @@ func (e *cliEnv) watch(c *cli.Context, kind string, opts *orchestrate.Options) (
 		return nil, err
 	}
 	defer client.Close()
+	// The nodes say whether they match --fact, --class, --select, and
+	// the filter becomes their names (orchestrate/selecttargets.go).
+	if note, err := orchestrate.ResolveSelect(ctx, client, opts, kind == "deploy"); err != nil {
+		return nil, err
+	} else if note != "" {
+		e.io.Progressf("%s", note)
+	}
 	if c.Bool("dry-run") {
 		plan, err := orchestrate.DryRun(ctx, client, *opts, kind == "deploy")
 		if err != nil {

@@ -26,7 +26,7 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
 		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters (report, watch: no record of that deploy id)"},
 		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials, a node cannot tell whether it matches --fact/--class/--select"},
 		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
 	},
 	"deploy": {
@@ -35,7 +35,7 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, oversize event, an unwritable report path, an --id used for another request, a git ref or module the master's repository does not have, more targets than --max-targets)"},
 		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters"},
 		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run, or a master reached more nodes than answered (and no run failed)"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, no master, code sync failed, logging service unreachable or refusing credentials, a node cannot tell whether it matches --fact/--class/--select"},
 		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift); 0 with --noop means no node would change"},
 	},
 	"run": {
@@ -44,7 +44,7 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, bad Puppet tags or --expect-version, an unwritable report path, an --id used for another request, more targets than --max-targets)"},
 		{orchestrate.ExitNoTargets, "nothing matched: no alive node matched the filters"},
 		{orchestrate.ExitIncomplete, "incomplete: timed out, interrupted, a node was lost or never got the run (and no run failed)"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, logging service unreachable or refusing credentials, a node cannot tell whether it matches --fact/--class/--select"},
 		{orchestrate.ExitPending, "--noop: every target finished without failures and at least one has pending changes (drift)"},
 	},
 	"watch": {
@@ -62,12 +62,12 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, a malformed --id)"},
 		{orchestrate.ExitNoTargets, "no alive node matched the filters, or with --id no matching node has a record of that id"},
 		{orchestrate.ExitIncomplete, "a node did not answer, or with --id the deploy is still under way on one"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
 	},
 	"members": {
 		{orchestrate.ExitOK, "the members were listed (none matching is still 0)"},
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, an unknown --status)"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
 	},
 	"disable": {
 		{orchestrate.ExitOK, "every matching node is disabled now (or was already)"},
@@ -75,7 +75,7 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (no --tag or --node, no --message or a malformed one)"},
 		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
 		{orchestrate.ExitIncomplete, "a node did not answer"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
 	},
 	"enable": {
 		{orchestrate.ExitOK, "every matching node is enabled now (or was already)"},
@@ -83,7 +83,7 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitUsage, "usage or bad input (no --tag or --node)"},
 		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
 		{orchestrate.ExitIncomplete, "a node did not answer"},
-		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
 	},
 	"report": {
 		{orchestrate.ExitOK, "every node of that deploy finished without failures"},

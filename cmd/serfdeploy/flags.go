@@ -33,10 +33,10 @@ func outputFlags() []cli.Flag {
 }
 
 func filterFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "tag", Usage: "only nodes whose tag matches: key=regexp (whole value), repeatable"},
 		&cli.StringSliceFlag{Name: "node", Usage: "only this node (exact name), repeatable"},
-	}
+	}, selectFlags()...) // select.go
 }
 
 // reportFlags name the files a deploy's result is written to.
@@ -78,6 +78,11 @@ func jsonOutput(c *cli.Context) bool { return c.String("format") == formatJSON }
 // filterFrom parses --tag and --node.
 func filterFrom(c *cli.Context) (serfrpc.Filter, error) {
 	f := serfrpc.Filter{Nodes: c.StringSlice("node")}
+	listed, err := nodesFromFile(c) // --nodes FILE, select.go
+	if err != nil {
+		return f, err
+	}
+	f.Nodes = append(f.Nodes, listed...)
 	for _, t := range c.StringSlice("tag") {
 		k, re, err := serfrpc.ParseTag(t)
 		if err != nil {
@@ -105,6 +110,10 @@ func (e *cliEnv) withAgent(c *cli.Context, check func(serfrpc.Filter) error, fn 
 	if err != nil {
 		return err
 	}
+	selection, err := selectionFrom(c)
+	if err != nil {
+		return err
+	}
 	if err := check(f); err != nil {
 		return err
 	}
@@ -113,6 +122,11 @@ func (e *cliEnv) withAgent(c *cli.Context, check func(serfrpc.Filter) error, fn 
 		return err
 	}
 	defer client.Close()
+	// --fact, --class, --select: the nodes are asked, and f becomes their
+	// names (select.go).
+	if f, err = selected(c.Context, c, client, f, selection); err != nil {
+		return err
+	}
 	return fn(client, f)
 }
 

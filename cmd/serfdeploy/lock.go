@@ -34,8 +34,8 @@ func lockCommand(env *cliEnv, disable bool, usage, description string, own ...cl
 		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), own, []cli.Flag{queryTimeoutFlag()}),
 		Action: action(func(c *cli.Context) error {
 			check := func(f serfrpc.Filter) error {
-				if f.Empty() {
-					return usageErrorf("%s needs --tag or --node: it never acts on the whole fleet by default", name)
+				if f.Empty() && !hasSelection(c) {
+					return usageErrorf("%s needs --tag or --node (or --nodes, --fact, --class, --select): it never acts on the whole fleet by default", name)
 				}
 				if disable && c.String("message") == "" {
 					return usageErrorf(`disable needs --message "why, and who", e.g. --message "kernel upgrade, bob"`)

@@ -11,7 +11,7 @@ func membersCommand(env *cliEnv) *cli.Command {
 	return &cli.Command{
 		Name:        "members",
 		Usage:       "list the cluster's members, filtered by tag and status",
-		Description: "Lists the members the local serf agent knows, like `serf members`, with the same\nanchored tag filters deploy and run use, so it shows exactly whom they would reach.",
+		Description: "Lists the members the local serf agent knows, like `serf members`, with the same\nfilters deploy and run use (anchored tag regexps; facts and classes asked of the alive nodes),\nso it shows exactly whom they would reach.",
 		Flags: concat(rpcFlags(), outputFlags(), filterFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "status", Usage: "only members in this state: alive, failed, left or leaving"},
 		}),
@@ -19,16 +19,17 @@ func membersCommand(env *cliEnv) *cli.Command {
 			status := c.String("status")
 			check := func(serfrpc.Filter) error {
 				switch status {
-				case "", serfrpc.StatusAlive, serfrpc.StatusFailed, serfrpc.StatusLeft, serfrpc.StatusLeaving:
+				case "", serfrpc.StatusAlive:
+					return nil
+				case serfrpc.StatusFailed, serfrpc.StatusLeft, serfrpc.StatusLeaving:
+					if hasSelection(c) {
+						return usageErrorf("--status %s with --fact, --class or --select: only alive nodes can be asked what Puppet knows", status)
+					}
 					return nil
 				}
 				return usageErrorf("--status %q is not one of alive, failed, left, leaving", status)
 			}
-			return env.withAgent(c, check, func(client *serfrpc.Client, f serfrpc.Filter) error {
-				members, err := client.Members(c.Context, f, status)
-				if err != nil {
-					return err
-				}
+			show := func(members []serfrpc.Member) error {
 				if jsonOutput(c) {
 					if members == nil {
 						members = []serfrpc.Member{}
@@ -36,7 +37,18 @@ func membersCommand(env *cliEnv) *cli.Command {
 					return render.JSON(env.io.Out, membersJSONDoc{membersSchema, members})
 				}
 				return render.MembersTable(env.io.Out, members)
+			}
+			err := env.withAgent(c, check, func(client *serfrpc.Client, f serfrpc.Filter) error {
+				members, err := client.Members(c.Context, f, status)
+				if err != nil {
+					return err
+				}
+				return show(members)
 			})
+			if noneSelected(err) {
+				return show(nil) // none matching --fact/--class/--select is still 0
+			}
+			return err
 		}),
 	}
 }

@@ -23,6 +23,8 @@ type NodeConfig struct {
 	PuppetTimeout time.Duration
 	LogURL        string // "": no logging service
 	Extra         string // appended as is
+	// FactsCommand: empty, the handler's default (`puppet facts show`).
+	FactsCommand []string
 }
 
 // YAML is the configuration file's text.
@@ -44,6 +46,12 @@ func (c NodeConfig) YAML() string {
 		fmt.Fprintf(&b, "    - %q\n", a)
 	}
 	fmt.Fprintf(&b, "  summary_file: %s\n  state_dir: %s\n  timeout: %s\n", c.SummaryFile, c.PuppetState, c.PuppetTimeout)
+	if len(c.FactsCommand) > 0 {
+		b.WriteString("  facts_command:\n")
+		for _, a := range c.FactsCommand {
+			fmt.Fprintf(&b, "    - %q\n", a)
+		}
+	}
 	if c.LogURL != "" {
 		fmt.Fprintf(&b, "logging:\n  url: %s\n", c.LogURL)
 	}

@@ -12,10 +12,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,13 @@ type Node struct {
 	Name   string
 	Tags   map[string]string
 	Master bool
+	// Facts are external facts of this node (a YAML file in its Puppet
+	// $vardir/facts.d, which `puppet facts show` reads), Classes its
+	// Puppet classes.txt, for --fact and --class. FactsCommand replaces
+	// its facts command (default: `puppet facts show` as this node).
+	Facts        map[string]string
+	Classes      []string
+	FactsCommand []string
 }
 
 // Options shape a rig.
@@ -130,6 +139,7 @@ func Start(t testing.TB, opts Options) *Rig {
 		pn, err := puppet.NewNodeIn(filepath.Join(dir, "puppet", n.Name), n.Name)
 		must(t, err)
 		f.Puppet[n.Name] = pn
+		must(t, writePuppetKnowledge(pn, n))
 		specs = append(specs, serfcluster.NodeSpec{Name: n.Name, Tags: tags})
 	}
 	// The handler reads the node's config from a path known before the
@@ -183,8 +193,41 @@ func (f *Rig) config(name, rpcAddr string) string {
 		StateDir: f.StateDir(name), HandlersDir: f.HandlersDir(name), Environment: f.Opts.Environment,
 		RPCAddr: rpcAddr, RPCAuth: f.Opts.RPCAuth, CodeDir: f.CodeDir, RepoDir: f.Repo.Dir,
 		PuppetCommand: cmd, SummaryFile: pn.SummaryFile(), PuppetState: pn.StateDir(), PuppetTimeout: f.Opts.PuppetTimeout,
-		LogURL: f.Opts.LogURL, Extra: f.Opts.ExtraConfig,
+		LogURL: f.Opts.LogURL, Extra: f.Opts.ExtraConfig, FactsCommand: f.factsCommand(name, pn),
 	}.YAML()
+}
+
+// factsCommand is the node's FactsCommand, or `puppet facts show` as it.
+func (f *Rig) factsCommand(name string, pn *puppet.Node) []string {
+	for _, n := range f.Opts.Nodes {
+		if n.Name == name && len(n.FactsCommand) > 0 {
+			return n.FactsCommand
+		}
+	}
+	return pn.FactsArgs()
+}
+
+// writePuppetKnowledge gives a node its Facts and Classes.
+func writePuppetKnowledge(pn *puppet.Node, n Node) error {
+	if len(n.Facts) > 0 {
+		var b strings.Builder
+		for _, k := range slices.Sorted(maps.Keys(n.Facts)) {
+			fmt.Fprintf(&b, "%s: %q\n", k, n.Facts[k])
+		}
+		if err := os.MkdirAll(pn.ExternalFactsDir(), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(pn.ExternalFactsDir(), "deployrig.yaml"), []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	if n.Classes != nil {
+		if err := os.MkdirAll(pn.StateDir(), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(pn.ClassesFile(), []byte(strings.Join(n.Classes, "\n")+"\n"), 0o640)
+	}
+	return nil
 }
 
 // Result is what one CLI invocation did.
