@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 
 # The Debian packages the tests use, installed when missing (as root), so
 # that on a fresh machine this one command does all the set-up.
-packages="serf puppet-agent puppetserver git shellcheck jenkins-job-builder groovy curl ca-certificates procps libxml2-utils nftables iproute2 lintian file zsh"
+packages="serf puppet-agent puppetserver git shellcheck jenkins-job-builder groovy curl ca-certificates procps libxml2-utils nftables iproute2 lintian file zsh chromium"
 missing=
-for cmd in serf puppet puppetserver git shellcheck jenkins-jobs groovy curl pkill xmllint nft ip lintian file zsh; do
+for cmd in serf puppet puppetserver git shellcheck jenkins-jobs groovy curl pkill xmllint nft ip lintian file zsh chromium; do
 	command -v "$cmd" >/dev/null 2>&1 || missing="$missing $cmd"
 done
 if [ -n "$missing" ]; then

@@ -45,6 +45,7 @@ func reportFlags() []cli.Flag {
 		&cli.StringFlag{Name: "junit", Usage: "write a JUnit XML report (one test case per node) to this file"},
 		&cli.StringFlag{Name: "summary-file", Usage: "write a Markdown summary to this file"},
 		&cli.StringFlag{Name: "result-file", Usage: "write the JSON result to this file (whatever --format is)"},
+		&cli.StringFlag{Name: "html-report", Usage: "write a self-contained HTML page (outcome, per-node timeline, failures) to this file"},
 	}
 }
 

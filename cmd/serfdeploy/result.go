@@ -30,6 +30,7 @@ func checkReports(c *cli.Context) ([]report, error) {
 		{"junit", "", render.JUnit},
 		{"summary-file", "", render.Markdown},
 		{"result-file", "", func(w io.Writer, res *orchestrate.Result) error { return render.JSON(w, res) }},
+		{"html-report", "", render.HTML},
 	}
 	var out []report
 	for _, r := range all {

@@ -57,7 +57,8 @@ while :; do
     --timeout 30m \
     --junit out/serfdeploy-junit.xml \
     --summary-file out/serfdeploy-summary.md \
-    --result-file "$result"
+    --result-file "$result" \
+    --html-report out/serfdeploy-timeline.html
   code=$?
   if [ "$code" -ne 5 ] || [ "$attempt" -ge "$attempts" ] || [ -n "$stopped" ]; then
     break

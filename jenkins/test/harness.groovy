@@ -70,6 +70,7 @@ class Build {
     List<Map> sleeps = []
     List<Map> junits = []
     List<Map> archives = []
+    List<Map> htmls = []        // publishHTML targets
     List<String> unstables = []
     List<String> errors = []
     List<Map> clears = []       // deleteDir: the folder, and how many sh runs came before
@@ -221,6 +222,8 @@ abstract class JenkinsScript extends Script {
     void sleep(Map m) { b.sleeps << m }
     void junit(Map m) { b.junits << m }
     void archiveArtifacts(Map m) { b.archives << m }
+    // HTML Publisher: publishHTML(target: [...]) or publishHTML([...]).
+    void publishHTML(Map m) { b.htmls << (m.target ?: m) }
     void unstable(String m) {
         b.unstables << m
         b.currentBuild.setResult('UNSTABLE')
@@ -402,6 +405,19 @@ Closure common = { List<String> p, Build b, String wantResult, int wantCalls, St
     if (b.archives.size() != 1) {
         p << "reports archived ${b.archives.size()} times, want once".toString()
     }
+    if (b.htmls.size() != 1) {
+        p << "the HTML report published ${b.htmls.size()} times, want once whatever happened".toString()
+    } else {
+        Map h = b.htmls[0]
+        if (b.calls && "${h.reportDir}/${h.reportFiles}".toString() != b.lastArg('--html-report')) {
+            p << "publishHTML shows ${h.reportDir}/${h.reportFiles}, serfdeploy wrote ${b.lastArg('--html-report')}".toString()
+        }
+        // allowMissing: a build that fails before serfdeploy runs has no
+        // page, and must not fail on that too.
+        if (h.allowMissing != true || h.keepAll != true || h.alwaysLinkToLastBuild != true || !h.reportName) {
+            p << "publishHTML ${h}: want a reportName, and allowMissing, keepAll and alwaysLinkToLastBuild true".toString()
+        }
+    }
     b.calls.eachWithIndex { c, i ->
         if (c.argv == null) {
             p << "run ${i + 1}: the sh step did not run serfdeploy: ${c.output}".toString()
@@ -472,7 +488,7 @@ table.each { row ->
 List<String> defaultArgv = ['deploy', '--module', 'profile_web', '--ref', 'main', '--tag', 'segment=qa',
                             '--environment', 'production', '--max-targets', '50', '--timeout', '30m',
                             '--junit', 'out/serfdeploy-junit.xml', '--summary-file', 'out/serfdeploy-summary.md',
-                            '--result-file', 'out/serfdeploy-result.json']
+                            '--result-file', 'out/serfdeploy-result.json', '--html-report', 'out/serfdeploy-timeline.html']
 
 test('Jenkinsfile: first build (no params, none in the environment): the defaults, no exit 2') { List p ->
     Build b = runPipeline { Build it -> it.plan = [attempt(0, true)] }
@@ -646,6 +662,22 @@ test('serfDeploy step: noop and exit 6 (pending changes): unstable, returns 6') 
     if (b.returned != 6) {
         p << "returned ${b.returned}, want 6".toString()
     }
+}
+
+test('serfDeploy step: outDir: the HTML report is written there and published from there') { List p ->
+    Build b = runStep(base + [outDir: 'reports/deploy']) { Build it -> it.plan = [attempt(1, true)] }
+    b.unexpected.each { p << "unexpected exception: ${it}".toString() }
+    if (b.lastArg('--html-report') != 'reports/deploy/serfdeploy-timeline.html') {
+        p << "--html-report ${b.lastArg('--html-report')}, want reports/deploy/serfdeploy-timeline.html".toString()
+    }
+    if (b.htmls.size() != 1 || b.htmls[0].reportDir != 'reports/deploy' || b.htmls[0].reportFiles != 'serfdeploy-timeline.html') {
+        p << "publishHTML ${b.htmls}, want reports/deploy/serfdeploy-timeline.html once".toString()
+    }
+}
+
+test('Jenkinsfile: a parameter refused before serfdeploy runs: the HTML report is still published, allowed missing') { List p ->
+    Build b = runPipeline { Build it -> it.params = [BATCH: 'half'] }
+    common(p, b, 'FAILURE', 0, null)
 }
 
 test('serfDeploy step: retries 0: exit 5 before firing is not retried') { List p ->

@@ -58,7 +58,8 @@
 // Jenkinsfile and the JJB job: the step does not catch the interruption.
 //
 // Whatever happens (even an abort or a timeout() around the step), the JUnit
-// report is published, the reports in outDir are archived and the build
+// report and the deploy timeline (HTML) are published, the reports in
+// outDir are archived and the build
 // description is set to one plain-text line: the outcome line and the deploy
 // id, for `serfdeploy report ID` (or `serfdeploy watch ID` after an abort).
 //
@@ -72,8 +73,8 @@
 // (retries + 1) x (timeout + 2 minutes).
 //
 // Required plugins: Pipeline: Basic Steps, Pipeline: Nodes and Processes
-// (sh), JUnit, Pipeline: Groovy Libraries (@Library); Credentials Binding
-// for the caller's withCredentials.
+// (sh), JUnit, HTML Publisher (publishHTML), Pipeline: Groovy Libraries
+// (@Library); Credentials Binding for the caller's withCredentials.
 def call(Map args = [:]) {
     String module = args.module ?: error('serfDeploy: module is required')
     String ref = args.ref ?: error('serfDeploy: ref is required')
@@ -121,7 +122,8 @@ def call(Map args = [:]) {
                         '--max-targets', maxTargets,
                         '--junit', "${out}/serfdeploy-junit.xml",
                         '--summary-file', "${out}/serfdeploy-summary.md",
-                        '--result-file', resultFile]
+                        '--result-file', resultFile,
+                        '--html-report', "${out}/serfdeploy-timeline.html"]
     tags.each { k, v -> cmd += ['--tag', "${k}=${v}"] }
     nodes.each { n -> cmd += ['--node', n] }
     if (environment) {
@@ -181,6 +183,9 @@ def call(Map args = [:]) {
         // it is interrupted (exit 4), and they say how far the deploy got.
         archiveArtifacts allowEmptyArchive: true, artifacts: "${out}/serfdeploy-*"
         junit allowEmptyResults: true, testResults: "${out}/serfdeploy-junit.xml"
+        // allowMissing: an early failure (a missing binary) leaves none.
+        publishHTML(target: [reportName: 'Deploy timeline', reportDir: out, reportFiles: 'serfdeploy-timeline.html',
+                             keepAll: true, alwaysLinkToLastBuild: true, allowMissing: true])
         currentBuild.description = describe(readResult(resultFile), code)
     }
 
