@@ -86,6 +86,10 @@ type PuppetConfig struct {
 	StateDir string `yaml:"state_dir"`
 	// Timeout kills a run that hangs.
 	Timeout time.Duration `yaml:"timeout"`
+	// PIDFile is the agent daemon's pidfile (`puppet config print pidfile
+	// --section agent`): the daemon runs while it names a live Puppet
+	// process. serfdeploy's status answer says so (puppetstate.go).
+	PIDFile string `yaml:"pidfile"`
 	// What --fact and --class read (facts.go, select.go); empty or zero:
 	// the defaults there. FactsCommand prints the node's facts as one
 	// JSON object (argv); FactsTimeout bounds it; FactsMaxAge is how long
@@ -176,6 +180,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Puppet.Timeout == 0 {
 		c.Puppet.Timeout = time.Hour
+	}
+	if c.Puppet.PIDFile == "" {
+		c.Puppet.PIDFile = "/run/puppet/agent.pid"
 	}
 	if c.Logging.Job == "" {
 		c.Logging.Job = "serfdeploy"

@@ -32,7 +32,8 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 
 	st.Running = n.st.active()
 	if req.ID == "" {
-		if last, _ := n.st.latest(KindRun); last != nil {
+		last, _ := n.st.latest(KindRun)
+		if last != nil {
 			last = n.st.reconcile(last, n.recoverRun)
 			st.Last = &protocol.Status{ID: last.ID}
 			fillRun(st.Last, last)
@@ -46,6 +47,7 @@ func (n *Node) handleStatus(stdin io.Reader, stdout io.Writer) error {
 		if msg, disabled := puppetDisabled(n.cfg.Puppet.StateDir); disabled {
 			st.Disabled = msg
 		}
+		st.Puppet = n.puppetState(last)
 		if err := n.stateProblem(); err != nil {
 			st.Reason, st.Message = protocol.ReasonStateError, err.Error()
 		}
@@ -129,7 +131,7 @@ func (n *Node) writeStatus(stdout io.Writer, st *protocol.Status) error {
 	if st.Last != nil {
 		msgs = append(msgs, &st.Last.Message)
 	}
-	b, err := protocol.EncodeAnswer(n.name, st, msgs...)
+	b, err := encodeStatus(n.name, st, msgs)
 	if err != nil {
 		return err
 	}

@@ -288,6 +288,9 @@ type Status struct {
 	// Disabled, with an empty request ID, says why Puppet is disabled on
 	// this node (its agent lock), if it is.
 	Disabled string `json:"disabled,omitempty"`
+	// Puppet, with an empty request ID, is Puppet's own state on this
+	// node, whoever ran it (puppetstate.go).
+	Puppet *PuppetState `json:"puppet,omitempty"`
 }
 
 // Done reports whether the phase is final for an agent's run.

@@ -105,11 +105,13 @@ fl=0 cv=${s%?????????}
 // handler adds, runs/<id>/puppet.jsonl; "-" without it). Body sets s (the
 // run's start, unix nanos), t (its length in seconds), c (1 when it
 // changed a resource, else 0), fl (how many resources failed), cv (the
-// config version, a YAML scalar) and r (the exit code). After body, the
-// script writes the last_run_summary.yaml these make (r=1 if it cannot),
-// appends the run's ground-truth line "<node> <start unix-nanos> <end
-// unix-nanos> <exit> <id>" to truth (ReadTruth), and exits r. A run killed
-// before its end writes no ground-truth line.
+// config version, a YAML scalar), r (the exit code) and, optionally, cr
+// (the config retrieval in seconds, default 0.05). After body, the script
+// writes the last_run_summary.yaml these make, in Puppet 7's layout with
+// time.last_run the run's end (r=1 if it cannot), appends the run's
+// ground-truth line "<node> <start unix-nanos> <end unix-nanos> <exit>
+// <id>" to truth (ReadTruth), and exits r. A run killed before its end
+// writes no ground-truth line.
 func StandInScript(body, truth string) (string, error) {
 	if strings.Contains(truth, "'") {
 		return "", fmt.Errorf("stand-in: path %q holds a quote", truth)
@@ -121,33 +123,41 @@ n=$1 f=$2 id=- l=
 shift 2
 for a do l=$a; done
 case $l in */puppet.jsonl) l=${l%/*}; id=${l##*/};; esac
-` + body + `{
+` + body + `e=$(date +%s%N)
+oos=$((c + fl))
+{
 echo '---'
 echo 'version:'
 echo "  config: $cv"
 echo '  puppet: 7.23.0'
+echo 'application:'
+echo '  run_mode: agent'
+echo '  initial_environment: production'
+echo '  converged_environment: production'
 echo 'resources:'
 echo "  changed: $c"
 echo '  corrective_change: 0'
 echo "  failed: $fl"
 echo '  failed_to_restart: 0'
-echo "  out_of_sync: $c"
+echo "  out_of_sync: $oos"
 echo '  restarted: 0'
 echo '  scheduled: 0'
 echo '  skipped: 0'
 echo '  total: 8'
 echo 'time:'
+echo "  catalog_application: $t"
+echo "  config_retrieval: ${cr:-0.05}"
 echo "  file: $t"
 echo "  total: $t"
-echo "  last_run: ${s%?????????}"
+echo "  transaction_evaluation: $t"
+echo "  last_run: ${e%?????????}"
 echo 'changes:'
 echo "  total: $c"
 echo 'events:'
 echo "  failure: $fl"
 echo "  success: $c"
-echo "  total: $c"
+echo "  total: $oos"
 } >"$f" || r=1
-e=$(date +%s%N)
 echo "$n $s $e $r $id" >>'` + truth + `'
 exit $r
 `, nil
