@@ -79,6 +79,8 @@ func newApp(env *cliEnv, notFound *string) *cli.App {
 			deployCommand(env),
 			runCommand(env),
 			statusCommand(env),
+			summaryCommand(env),
+			countCommand(env),
 			watchCommand(env),
 			disableCommand(env),
 			enableCommand(env),

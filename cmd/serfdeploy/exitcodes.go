@@ -64,6 +64,20 @@ var exitCodes = map[string][]exitCode{
 		{orchestrate.ExitIncomplete, "a node did not answer, or with --id the deploy is still under way on one"},
 		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
 	},
+	"summary": {
+		{orchestrate.ExitOK, "every matching node answered (whatever its last run's result)"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag)"},
+		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "a node did not answer (its figures are missing from the summary)"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
+	},
+	"count": {
+		{orchestrate.ExitOK, "every matching node answered"},
+		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag)"},
+		{orchestrate.ExitNoTargets, "no alive node matched the filters"},
+		{orchestrate.ExitIncomplete, "a node did not answer"},
+		{orchestrate.ExitInfra, "infrastructure: serf agent unreachable, gone or auth key refused, or a node cannot tell whether it matches --fact/--class/--select"},
+	},
 	"members": {
 		{orchestrate.ExitOK, "the members were listed (none matching is still 0)"},
 		{orchestrate.ExitUsage, "usage or bad input (unknown flag, malformed --tag, an unknown --status)"},

@@ -16,7 +16,8 @@ import (
 var schemaPath = filepath.Join("..", "..", "docs", "json-schema.json")
 
 // compileSchema compiles docs/json-schema.json: the whole (any output) for
-// def "", else one of its $defs (result, plan, status, members, lock).
+// def "", else one of its $defs (result, plan, status, members, lock,
+// summary, count).
 func compileSchema(t *testing.T, def string) *jsonschema.Schema {
 	t.Helper()
 	abs, err := filepath.Abs(schemaPath)
@@ -71,6 +72,7 @@ func mustMatch(t *testing.T, def string, r deployrig.Result, codes ...int) {
 func TestSchemaIsStrict(t *testing.T) {
 	nodes := `[{"node": "a1", "state": "failed", "exit_code": 4, "changed": 0, "failed": 1, "total": 9, "duration_sec": 1.5,
 		"failed_resources": [{"resource": "Exec[x]", "message": "returned 1"}]}]`
+	figures := `{"min": 1, "avg": 1.5, "max": 2, "nodes": 1}`
 	good := map[string]string{
 		"result": `{"schema_version": 2, "id": "d-1", "kind": "deploy", "filter": "segment=qa", "nodes": ` + nodes + `,
 			"started": "2026-01-02T03:04:05Z", "finished": "2026-01-02T03:05:05Z", "status_source": "the logging service",
@@ -79,6 +81,13 @@ func TestSchemaIsStrict(t *testing.T) {
 		"status":  `{"schema_version": 1, "filter": "segment=qa", "nodes": [{"node": "a1", "serf_status": "alive", "answered": true, "status": {"v": 1, "node": "a1", "role": "agent", "phase": "unknown"}}], "exit_code": 0}`,
 		"members": `{"schema_version": 1, "members": [{"name": "a1", "addr": "127.0.0.1:7946", "status": "leaving", "tags": {"segment": "qa"}}]}`,
 		"lock":    `{"schema_version": 1, "action": "disable", "filter": "a1", "nodes": [{"node": "a1", "result": "no answer", "message": "no answer within 5s"}], "exit_code": 4}`,
+		"summary": `{"schema_version": 1, "filter": "(no filter)", "total": 1, "answered": 1, "with_figures": 1, "last_run_age_s": ` + figures + `,
+			"config_retrieval_s": ` + figures + `, "run_time_s": ` + figures + `, "resources": {"total": ` + figures + `, "changed": ` + figures + `,
+			"failed": ` + figures + `, "out_of_sync": ` + figures + `}, "by_serfdeploy": 0, "by_other": 1, "oldest": [{"node": "a1", "at": 1800000000, "detail": "outside serfdeploy"}],
+			"failed": [], "disabled": [], "running": [], "no_answer": [], "unreadable": [], "exit_code": 0}`,
+		"count": `{"schema_version": 1, "filter": "(no filter)", "total": 1, "running": 0, "idle": 1, "disabled": 0, "no_answer": 0,
+			"daemon": {"running": 0, "stopped": 1, "unknown": 0}, "nodes": [{"node": "a1", "state": "idle", "daemon": "stopped",
+			"puppet": {"at": 1800000000, "total": 9, "cfg": 0.1, "dur": 2.5, "by": "other", "daemon": "stopped"}}], "exit_code": 0}`,
 	}
 	for def, doc := range good {
 		if err := validate(t, def, doc); err != nil {
@@ -98,6 +107,10 @@ func TestSchemaIsStrict(t *testing.T) {
 		{"status", "answered missing", `"answered": true, `, ``},
 		{"members", "no schema_version", `"schema_version": 1, `, ``},
 		{"members", "a bare array", `{"schema_version": 1, "members": [`, `[`},
+		{"summary", "oldest null", `"oldest": [{"node": "a1", "at": 1800000000, "detail": "outside serfdeploy"}]`, `"oldest": null`},
+		{"summary", "a figure without max", `"max": 2, `, ``},
+		{"count", "an unknown state", `"state": "idle"`, `"state": "asleep"`},
+		{"count", "an unknown key in a node's puppet state", `"by": "other"`, `"by": "other", "who": "cron"`},
 		{"lock", "nodes null", `"nodes": [{"node": "a1", "result": "no answer", "message": "no answer within 5s"}]`, `"nodes": null`},
 	}
 	for _, b := range bad {
@@ -162,6 +175,8 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 	mustMatch(t, "result", f.CLI(logEnv, append([]string{"run", "--tag", "segment=prod", "--format", "json"}, fast...)...), 0)
 	mustMatch(t, "status", f.CLI(nil, "status", "--format", "json"), 0)
 	mustMatch(t, "status", f.CLI(nil, "status", "--id", "schema-fail", "--tag", "segment=qa", "--format", "json"), 1)
+	mustMatch(t, "summary", f.CLI(nil, "summary", "--format", "json"), 0)
+	mustMatch(t, "count", f.CLI(nil, "count", "--tag", "segment=qa", "--format", "json"), 0)
 	mustMatch(t, "members", f.CLI(nil, "members", "--format", "json"), 0)
 	mustMatch(t, "members", f.CLI(nil, "members", "--tag", "segment=nothing", "--format", "json"), 0)
 

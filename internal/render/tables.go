@@ -87,6 +87,8 @@ func statusLine(w io.Writer, node string, st *protocol.Status, now time.Time) {
 	state := "idle"
 	if st.Running != "" {
 		state = "running " + st.Running
+	} else if st.Puppet != nil && st.Puppet.Running {
+		state = "running (outside serfdeploy)"
 	}
 	if st.Disabled != "" {
 		state += ", disabled"
@@ -104,6 +106,10 @@ func statusLine(w io.Writer, node string, st *protocol.Status, now time.Time) {
 			age = now.Sub(time.Unix(l.Finished, 0)).Round(time.Second).String()
 		}
 	}
+	// Puppet's own last run, when newer: the daemon's, cron's, by hand.
+	if ol, or, oa, oc, od, ok := outsideRun(st, now); ok {
+		last, result, exit, age, code, detail = ol, or, "-", oa, oc, od
+	}
 	add := func(s string) { detail = strings.TrimPrefix(detail+"; "+s, "; ") }
 	if st.Disabled != "" {
 		add(st.Disabled)
@@ -112,6 +118,9 @@ func statusLine(w io.Writer, node string, st *protocol.Status, now time.Time) {
 		// The node cannot write its state directory (a full or
 		// read-only disk): it can take no run.
 		add(st.Reason + ": " + st.Message)
+	}
+	if st.Puppet != nil && st.Puppet.Error != "" {
+		add("Puppet's summary: " + line(st.Puppet.Error, 300))
 	}
 	if st.LogSetAside > 0 {
 		add(fmt.Sprintf("%d log record(s) refused by the logging service, kept in spool/rejected", st.LogSetAside))
