@@ -26,7 +26,8 @@ func (n *Node) logClient() (*logclient.Client, error) {
 	})
 }
 
-// report sends a run's "started" or "finished" record. The record goes to
+// report sends a run's started or finished record (protocol.LogStarted,
+// LogFinished). The record goes to
 // the spool on disk first, so that a logging service that is down, or a
 // crash, never loses it; the spool is sent now and again later.
 func (n *Node) report(ctx context.Context, rec *Record, event string) {
@@ -43,7 +44,7 @@ func (n *Node) report(ctx context.Context, rec *Record, event string) {
 		n.log.Printf("logging: spooling the %s record of %s: %v", event, rec.ID, err)
 		return
 	}
-	if event == "started" {
+	if event == protocol.LogStarted {
 		// Do not hold up the run for the logging service: the finished
 		// record's flush, or a later one, sends this too.
 		go n.flush(ctx, client, 30*time.Second)
@@ -113,7 +114,7 @@ func (n *Node) logRecord(rec *Record, event string) protocol.RunRecord {
 	if rec.Build != nil {
 		r.BuildTag, r.BuildURL, r.JobName = rec.Build.Tag, rec.Build.URL, rec.Build.Job
 	}
-	if event == "finished" {
+	if event == protocol.LogFinished {
 		r.Phase = rec.Phase
 		r.Outcome = protocol.Outcome{
 			Reason: rec.Reason, Message: rec.Message, ExitCode: rec.ExitCode,

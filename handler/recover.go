@@ -41,7 +41,7 @@ func (n *Node) recoverRun(r *Record) bool {
 	r.ConfigVersion = summary.configVersion()
 	r.FailedResources = failedResources(entries)
 	if client, err := n.logClient(); err == nil && client != nil {
-		if err := (logclient.Spool{Dir: n.st.spoolDir()}).Add(n.logRecord(r, "finished")); err == nil {
+		if err := (logclient.Spool{Dir: n.st.spoolDir()}).Add(n.logRecord(r, protocol.LogFinished)); err == nil {
 			n.flushSpoolLater()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,16 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	if queued, err := n.st.load(id, KindRun); err == nil && !queued.WaitUntil.IsZero() {
 		if err := n.waitTurn(ctx, queued); err != nil {
 			if errors.Is(err, errGaveUp) {
-				n.report(ctx, queued, "finished")
+				n.report(ctx, queued, protocol.LogFinished)
 				return nil
 			}
+			return err
+		}
+	}
+	if req, err := n.st.load(id, KindRun); err == nil && req.Puppet.SplaySec > 0 {
+		if err := n.splay(ctx, req); errors.Is(err, errGaveUp) {
+			return nil // its record says why it did not start
+		} else if err != nil {
 			return err
 		}
 	}
@@ -31,7 +39,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 		return err
 	}
 	defer n.st.clearActive(id)
-	n.report(ctx, rec, "started")
+	n.report(ctx, rec, protocol.LogStarted)
 
 	dir := n.st.runDir(id)
 	outPath := filepath.Join(dir, "puppet.log")
@@ -85,7 +93,7 @@ func (n *Node) workRun(ctx context.Context, id string) error {
 	}
 	n.st.clearActive(id)
 	n.log.Printf("run %s: %s %s (exit %s) %s", id, rec.Phase, rec.Reason, protocol.ExitText(rec.ExitCode), rec.Message)
-	n.report(ctx, rec, "finished")
+	n.report(ctx, rec, protocol.LogFinished)
 	n.st.prune(200)
 	return nil
 }
@@ -195,4 +203,25 @@ func runPuppet(ctx context.Context, now <-chan struct{}, args []string, outPath 
 		return 0, fmt.Errorf("running %s: %w", args[0], err)
 	}
 	return 0, nil
+}
+
+// splay holds a run a random part of its --splay before Puppet starts, so
+// that a fleet does not ask the Puppet server for catalogs all at once. A
+// worker stopped meanwhile records the run failed, as a queued one does.
+func (n *Node) splay(ctx context.Context, rec *Record) error {
+	wait := rand.N(time.Duration(rec.Puppet.SplaySec) * time.Second)
+	n.log.Printf("run %s: splay: waiting %s before puppet starts", rec.ID, wait.Round(time.Millisecond))
+	select {
+	case <-time.After(wait):
+		return nil
+	case <-ctx.Done():
+		rec.Phase, rec.Reason, rec.Finished = protocol.PhaseFailed, protocol.ReasonInterrupted, time.Now()
+		rec.Message = "the worker was stopped while the run waited for its --splay"
+		if err := n.st.saveLocked(rec); err != nil {
+			return err
+		}
+		n.st.clearActive(rec.ID)
+		n.report(context.Background(), rec, protocol.LogFinished)
+		return errGaveUp
+	}
 }

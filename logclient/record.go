@@ -174,7 +174,7 @@ func latest(recs []protocol.RunRecord) map[string]protocol.RunRecord {
 		switch {
 		case !ok:
 			out[r.Node] = r
-		case old.Event != "finished" && r.Event == "finished":
+		case old.Event != protocol.LogFinished && r.Event == protocol.LogFinished:
 			out[r.Node] = r
 		case old.Event == r.Event && !r.Time.Before(old.Time):
 			out[r.Node] = r

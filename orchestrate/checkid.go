@@ -46,7 +46,7 @@ func checkID(ctx context.Context, rpc RPC, opts *Options) error {
 			if protocol.DecodeAnswerFrom(r.Payload, r.From, &st) != nil {
 				return
 			}
-			if st.Phase == protocol.PhaseUnknown && (st.Sync == "" || st.Sync == protocol.PhaseUnknown) {
+			if !st.HasRun() && !st.HasSync() {
 				return
 			}
 			known++

@@ -19,9 +19,12 @@ type (
 		At         time.Time
 		Reattached bool
 	}
-	// runSent: the CLI sent the run request to the batch under way (a
-	// run, or a rollout's batch).
-	runSent struct{ At time.Time }
+	// runSent: the CLI sent the run request to Nodes (a run, a rollout's
+	// batch, or the next ones of a --concurrency window).
+	runSent struct {
+		At    time.Time
+		Nodes []string
+	}
 	// statusAnswer: a node's answer to puppet-status.
 	statusAnswer struct {
 		At      time.Time
@@ -93,13 +96,24 @@ func (s *deployState) apply(in input) {
 	case fired:
 		s.underway = true
 		s.fired = s.fired || !in.Reattached
-		s.started = !s.opts.batched()
+		if !s.opts.batched() || in.Reattached {
+			// The masters' trigger sends the run to every target; a
+			// re-attached watch follows every run it found.
+			for name := range s.batchOf {
+				s.sent[name] = true
+			}
+		}
 		if in.Reattached && len(s.masters) == 0 {
 			s.triggeredAt = at
 		}
 	case runSent:
-		s.fired, s.underway, s.started, s.runSent = true, true, true, true
-		s.triggeredAt = at
+		s.fired, s.underway, s.runSent = true, true, true
+		for _, name := range in.Nodes {
+			s.sent[name], s.sentAt[name] = true, at
+		}
+		if s.triggeredAt.IsZero() {
+			s.triggeredAt = at
+		}
 	case statusAnswer:
 		s.statusAnswer(in)
 	case runAnswer:
@@ -110,10 +124,11 @@ func (s *deployState) apply(in input) {
 		s.logRecords(in)
 	case tick:
 		s.checkMissed(at)
-	case deadline:
-		if s.started {
-			s.giveUp(at, StateTimeout, fmt.Sprintf("still unfinished at the %s timeout", s.opts.Timeout))
+		if s.window > 0 {
+			s.checkBudget(at, fmt.Sprintf("not started: %d target(s) failed, over --max-failures %s", s.failed(), budgetText(*s.opts)))
 		}
+	case deadline:
+		s.giveUp(at, StateTimeout, fmt.Sprintf("still unfinished at the %s timeout", s.opts.Timeout))
 		s.stopRollout(at, fmt.Sprintf("not started: the %s timeout passed", s.opts.Timeout))
 	case interrupt:
 		s.interrupt(in)
@@ -131,9 +146,9 @@ func (s *deployState) interrupt(in interrupt) {
 	switch {
 	case !s.underway:
 		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s; nothing was sent", in.Doing))
-	case !s.started && s.current == 0:
+	case len(s.sent) == 0:
 		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s; no run was started by this CLI", in.Doing))
-	case n == 0 || !s.started:
+	case n == 0:
 		s.stop(in.At, Errorf(ExitIncomplete, "interrupted while %s", in.Doing))
 	default:
 		s.giveUp(in.At, StateInterrupted, "the CLI stopped watching before it finished; the run goes on")
@@ -249,13 +264,13 @@ func (s *deployState) statusAnswer(in statusAnswer) {
 	}
 	s.garbled[from] = 0
 	s.answeredAt[from] = at
-	if m, ok := s.masters[from]; ok && st.Sync != "" && st.Sync != protocol.PhaseUnknown {
+	if m, ok := s.masters[from]; ok && st.HasSync() {
 		if err := s.syncAnswer(at, m, &st); err != nil {
 			s.stop(at, err)
 			return
 		}
 	}
-	if st.Phase == protocol.PhaseUnknown || st.Phase == "" {
+	if !st.HasRun() {
 		if t, ok := s.targets[from]; ok && t.State == StatePending {
 			// Its record is gone: the handler that took the request was
 			// stopped before a worker did, and the node gave the record
@@ -379,16 +394,16 @@ func (s *deployState) logRecords(in logRecords) {
 	}
 	for _, name := range s.order {
 		t := s.targets[name]
-		if !s.inBatch(name) {
+		if !s.active(name) {
 			continue
 		}
 		rec, ok := in.Records[name]
 		if ok && recordRequest(rec).Conflicts(s.request()) {
 			ok = false // a record of another request under the same id
 		}
-		finished := ok && rec.Event == "finished"
+		finished := ok && rec.Event == protocol.LogFinished
 		switch {
-		case in.Final && wantsRecord(t):
+		case in.Final && wantsFinalRecord(t):
 			if !finished {
 				t.LogMissing = true
 				s.observer.note(fmt.Sprintf("%s finished, but the logging service has no finished record for it", name))
@@ -410,20 +425,25 @@ func (s *deployState) logRecords(in logRecords) {
 	}
 }
 
-// wantsRecord reports whether a target's final status is read from the
-// logging service: it ran to an end the polls saw.
-func wantsRecord(t *NodeResult) bool {
-	return t.ExitCode != nil || t.State == StateFinished || t.State == StateFailed
+// wantsFinalRecord reports whether a target's final status is still to be
+// read from the logging service: it ran to an end the polls saw, and no
+// earlier read (a batch's) took or missed its record.
+func wantsFinalRecord(t *NodeResult) bool {
+	return (t.ExitCode != nil || t.State == StateFinished || t.State == StateFailed) && t.Source != "log" && !t.LogMissing
 }
 
 // checkMissed gives up on targets that still know nothing of the run well
 // after it was triggered: the request never reached them.
 func (s *deployState) checkMissed(at time.Time) {
-	if s.triggeredAt.IsZero() || at.Sub(s.triggeredAt) < s.opts.MissedAfter {
+	if s.triggeredAt.IsZero() {
 		return
 	}
 	for _, name := range s.order {
-		if t := s.targets[name]; t.State == StateWaiting && s.inBatch(name) {
+		since, ok := s.sentAt[name]
+		if !ok {
+			since = s.triggeredAt
+		}
+		if t := s.targets[name]; t.State == StateWaiting && s.active(name) && at.Sub(since) >= s.opts.MissedAfter {
 			msg := fmt.Sprintf("no run for %s was started on this node %s after the trigger", s.opts.ID, s.opts.MissedAfter)
 			if s.answeredAt[name].IsZero() {
 				msg += "; " + noAnswerHint
@@ -437,7 +457,7 @@ func (s *deployState) checkMissed(at time.Time) {
 func (s *deployState) giveUp(at time.Time, state, message string) {
 	for _, name := range s.order {
 		t := s.targets[name]
-		if Final(t.State) || !s.inBatch(name) {
+		if Final(t.State) || !s.active(name) {
 			continue
 		}
 		seen := "last seen " + t.State
@@ -454,61 +474,70 @@ func (s *deployState) giveUp(at time.Time, state, message string) {
 	}
 }
 
-// batchDone counts the failures of the batch under way and starts the
-// next, unless more targets failed than --max-failures allows.
+// batchDone: the batch's final statuses are read. The rollout starts the
+// next batch, unless more targets failed than --max-failures allows.
 func (s *deployState) batchDone(at time.Time) {
-	for name, t := range s.targets {
-		if state := s.effective(t); s.inBatch(name) && state != StateFinished && state != StateSkipped {
-			s.failures++
-		}
+	if s.window > 0 {
+		s.checkBudget(at, fmt.Sprintf("not started: %d target(s) failed, over --max-failures %s", s.failed(), budgetText(*s.opts)))
+		return
 	}
 	if s.current+1 >= len(s.plan) {
 		return
 	}
-	if s.failures > s.budget() {
-		why := fmt.Sprintf("not started: %d target(s) failed by batch %d of %d, over --max-failures %s", s.failures, s.current+1, len(s.plan), budgetText(*s.opts))
-		s.observer.note(why)
-		s.stopRollout(at, why)
+	if s.checkBudget(at, fmt.Sprintf("not started: %d target(s) failed by batch %d of %d, over --max-failures %s", s.failed(), s.current+1, len(s.plan), budgetText(*s.opts))) {
 		return
 	}
-	// The next batch is under way once its run request is sent (runSent).
-	s.current++
-	s.started = false
+	s.current++ // sent by the driver (runSent)
 }
 
-// nextBatch returns the targets of the batch to start, if there is one
-// not started yet and the rollout goes on.
+// checkBudget stops the rollout, with why, once more targets failed than
+// --max-failures allows and some were not started.
+func (s *deployState) checkBudget(at time.Time, why string) bool {
+	if s.stopped || len(s.unsent()) == 0 || s.failed() <= s.budget() {
+		return false
+	}
+	s.observer.note(why)
+	s.stopRollout(at, why)
+	return true
+}
+
+// nextBatch returns the targets to send the run request to now: the
+// batch under way if it was not sent yet, or with --concurrency, as many
+// not started as the window has room for. None once the rollout stopped.
 func (s *deployState) nextBatch() ([]string, bool) {
-	if s.started || s.stoppedAt >= 0 || s.current >= len(s.plan) {
+	if s.stopped || s.end != nil {
+		return nil, false
+	}
+	if s.window > 0 {
+		unsent := s.unsent()
+		room := min(s.window-s.unfinished(), len(unsent))
+		return unsent[:max(room, 0)], room > 0
+	}
+	if s.current >= len(s.plan) || len(s.plan[s.current]) == 0 || s.sent[s.plan[s.current][0]] {
 		return nil, false
 	}
 	return s.plan[s.current], true
 }
 
-// budget is how many targets may fail before no further batch starts.
+// budget is how many targets may fail before no further run starts.
 func (s *deployState) budget() int {
 	if s.opts.MaxFailures == "" {
-		return 0 // a batched rollout stops at the first failure unless told otherwise
+		return 0 // a rollout stops at the first failure unless told otherwise
 	}
 	n, _ := parseCount(s.opts.MaxFailures, len(s.batchOf))
 	return n
 }
 
-// stopRollout skips every target of the batches not started, with why.
+// stopRollout skips, with why, every listed target the run request has
+// not gone to.
 func (s *deployState) stopRollout(at time.Time, why string) {
-	if s.stoppedAt >= 0 {
+	if s.stopped {
 		return
 	}
-	first := s.current + 1
-	if !s.started {
-		first = s.current
-	}
-	s.stoppedAt = s.current
-	for _, batch := range s.plan[min(first, len(s.plan)):] {
-		for _, name := range batch {
-			t := s.targets[name]
-			t.State, t.Reason, t.Message = StateSkipped, "not_started", why
-			t.Changes = append(t.Changes, Change{At: at, State: StateSkipped})
-		}
+	s.stopped = true
+	for _, name := range s.unsent() {
+		t := s.targets[name]
+		t.State, t.Reason, t.Message = StateSkipped, "not_started", why
+		t.Changes = append(t.Changes, Change{At: at, State: StateSkipped})
 	}
 }

@@ -16,7 +16,7 @@ const logCheckEvery = 10 * time.Second
 // targets are unfinished: a finished record there settles a target the
 // polls still see running.
 func (w *watch) settleFromLog(ctx context.Context, force bool) {
-	if w.opts.Log == nil || (!force && time.Since(w.lastLogCheck) < logCheckEvery) || !w.s.started || w.s.settled() {
+	if w.opts.Log == nil || (!force && time.Since(w.lastLogCheck) < logCheckEvery) || len(w.s.sent) == 0 || w.s.settled() {
 		return
 	}
 	w.lastLogCheck = time.Now()
@@ -42,7 +42,7 @@ func (w *watch) readFinal(ctx context.Context) error {
 	}
 	var want []string
 	for _, name := range w.s.order {
-		if w.s.inBatch(name) && wantsRecord(w.s.targets[name]) {
+		if w.s.active(name) && wantsFinalRecord(w.s.targets[name]) {
 			want = append(want, name)
 		}
 	}
@@ -77,7 +77,7 @@ func (w *watch) latest(ctx context.Context) (map[string]protocol.RunRecord, erro
 
 func haveAll(want []string, records map[string]protocol.RunRecord) bool {
 	for _, name := range want {
-		if rec, ok := records[name]; !ok || rec.Event != "finished" {
+		if rec, ok := records[name]; !ok || rec.Event != protocol.LogFinished {
 			return false
 		}
 	}

@@ -50,6 +50,11 @@ type Options struct {
 	Batch       string
 	Canary      int
 	MaxFailures string
+	// Concurrency keeps that many runs going (mco puppet runall N): the
+	// next target starts as soon as one ends, until --max-failures is
+	// spent. BatchSleep is a pause between batches of --batch/--canary.
+	Concurrency int
+	BatchSleep  time.Duration
 	// ExpectVersion (run): a finished node whose applied code version
 	// differs is stale. "module=commit ..." as the masters write it
 	// (commits may be abbreviated), or Puppet's config_version verbatim.

@@ -106,8 +106,9 @@ func findRecords(ctx context.Context, rpc RPC, opts *Options, alive []string, is
 		if protocol.DecodeAnswerFrom(r.Payload, r.From, &st) != nil {
 			return
 		}
-		hasRun := st.Phase != "" && st.Phase != protocol.PhaseUnknown && st.Phase != protocol.PhaseSkipped
-		hasSync := st.Sync != "" && st.Sync != protocol.PhaseUnknown
+		// A master that was no target records its run skipped: it has
+		// no run of the deploy to follow.
+		hasRun, hasSync := st.HasRun() && st.Phase != protocol.PhaseSkipped, st.HasSync()
 		if !hasRun && !hasSync {
 			return
 		}

@@ -35,7 +35,7 @@ func Report(ctx context.Context, log LogReader, id string, since time.Time) (*Re
 	for _, name := range nodes {
 		rec := records[name]
 		n := NodeResult{Node: name, State: StateRunning, Source: "log"}
-		if rec.Event == "finished" {
+		if rec.Event == protocol.LogFinished {
 			applyRecord(&n, rec)
 		} else {
 			n.Message = "started at " + rec.Time.Format(time.RFC3339) + "; no finished record"

@@ -75,13 +75,19 @@ func (w *watch) resend(ctx context.Context) error {
 	if w.runPayload == nil || s.triggeredAt.IsZero() || r.runs >= maxResends {
 		return nil // a watch that re-attached sends nothing
 	}
+	// Each target waits from when the request went to it: with
+	// --concurrency, requests go out all the time.
 	wait := r.wait(w.opts.ResendAfter, r.runs)
-	if time.Since(s.triggeredAt) < w.opts.ResendAfter || time.Since(w.lastSent) < wait {
+	if time.Since(w.lastResend) < wait {
 		return nil
 	}
 	var waiting []string
 	for _, name := range s.order {
-		if s.targets[name].State == StateWaiting && s.inBatch(name) && !r.busy[name] {
+		sent, ok := s.sentAt[name]
+		if !ok {
+			sent = s.triggeredAt
+		}
+		if s.targets[name].State == StateWaiting && s.active(name) && !r.busy[name] && time.Since(sent) >= w.opts.ResendAfter {
 			waiting = append(waiting, name)
 		}
 	}
@@ -89,7 +95,7 @@ func (w *watch) resend(ctx context.Context) error {
 		return nil
 	}
 	r.runs++
-	w.lastSent = time.Now()
+	w.lastSent, w.lastResend = time.Now(), time.Now()
 	w.observer.note(fmt.Sprintf("no sign of the run on %d node(s) yet: sending them the run request again (%d of at most %d)", len(waiting), r.runs, maxResends))
 	res, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload,

@@ -9,17 +9,18 @@ import (
 // Node states as the watcher tracks them. The final ones are the node's
 // result.
 const (
-	StateWaiting  = "waiting"  // the run has not been requested or accepted yet
-	StatePending  = "pending"  // accepted, puppet not started yet
-	StateRunning  = "running"  // puppet is running
-	StateFinished = "finished" // puppet finished without failures
-	StateFailed   = "failed"   // puppet failed, or did not get a catalog
-	StateBusy     = "busy"     // another run held the node; ours did not happen
-	StateDisabled = "disabled" // puppet is administratively disabled there
-	StateSkipped  = "skipped"  // a master that was not a target
-	StateLost     = "lost"     // serf reported the node failed or gone before it finished
-	StateTimeout  = "timeout"  // still running or silent at the deadline
-	StateMissed   = "missed"   // the node never received the run request
+	StateWaiting = "waiting" // the run has not been requested or accepted yet
+	// The node's own phases (protocol.Phase*), as it answers them.
+	StatePending  = protocol.PhasePending  // accepted, puppet not started yet
+	StateRunning  = protocol.PhaseRunning  // puppet is running
+	StateFinished = protocol.PhaseFinished // puppet finished without failures
+	StateFailed   = protocol.PhaseFailed   // puppet failed, or did not get a catalog
+	StateBusy     = protocol.PhaseBusy     // another run held the node; ours did not happen
+	StateDisabled = protocol.PhaseDisabled // puppet is administratively disabled there
+	StateSkipped  = protocol.PhaseSkipped  // a master that was not a target, a batch not started, a policy's skip
+	StateLost     = "lost"                 // serf reported the node failed or gone before it finished
+	StateTimeout  = "timeout"              // still running or silent at the deadline
+	StateMissed   = "missed"               // the node never received the run request
 	// StateInterrupted: the CLI stopped watching (SIGINT/SIGTERM) before the
 	// node finished; its run goes on.
 	StateInterrupted = "interrupted"
@@ -28,14 +29,14 @@ const (
 	StateStale = "stale"
 )
 
-// Final reports whether a state is a node's result.
+// Final reports whether a state is a node's result: one of the phases in
+// which a node's run ends (protocol.Done), or one the CLI decides.
 func Final(state string) bool {
 	switch state {
-	case StateFinished, StateFailed, StateBusy, StateDisabled, StateSkipped, StateLost, StateTimeout, StateMissed,
-		StateInterrupted, StateStale:
+	case StateLost, StateTimeout, StateMissed, StateInterrupted, StateStale:
 		return true
 	}
-	return false
+	return protocol.Done(state)
 }
 
 // NodeResult is one target's outcome.

@@ -20,8 +20,9 @@ import (
 // more targets have failed than --max-failures allows, no further batch
 // starts and the targets not started are reported skipped.
 
-// batched reports whether the runs go out in batches.
-func (o *Options) batched() bool { return o.Batch != "" || o.Canary > 0 }
+// batched reports whether the CLI sends the runs itself, in batches or a
+// --concurrency window, after the masters only installed the code.
+func (o *Options) batched() bool { return o.Batch != "" || o.Canary > 0 || o.Concurrency > 0 }
 
 // checkRollout validates --batch, --canary and --max-failures.
 func (o *Options) checkRollout() error {
@@ -35,7 +36,7 @@ func (o *Options) checkRollout() error {
 	}
 	if o.MaxFailures != "" {
 		if !o.batched() {
-			return Errorf(ExitUsage, "--max-failures is a budget between batches: give --batch or --canary too")
+			return Errorf(ExitUsage, "--max-failures is a budget between batches: give --batch, --canary or --concurrency too")
 		}
 		if _, err := parseCount(o.MaxFailures, 100); err != nil {
 			return Errorf(ExitUsage, "--max-failures %q: %w", o.MaxFailures, err)
@@ -43,6 +44,16 @@ func (o *Options) checkRollout() error {
 	}
 	if o.Canary < 0 {
 		return Errorf(ExitUsage, "--canary must be positive (got %d)", o.Canary)
+	}
+	switch {
+	case o.Concurrency < 0:
+		return Errorf(ExitUsage, "--concurrency must be positive (got %d)", o.Concurrency)
+	case o.Concurrency > 0 && (o.Batch != "" || o.Canary > 0):
+		return Errorf(ExitUsage, "--concurrency keeps N runs going and --batch/--canary wait for whole batches: choose one")
+	case o.BatchSleep < 0:
+		return Errorf(ExitUsage, "--batch-sleep must be positive (got %s)", o.BatchSleep)
+	case o.BatchSleep > 0 && o.Batch == "" && o.Canary == 0:
+		return Errorf(ExitUsage, "--batch-sleep is a pause between batches: give --batch or --canary too")
 	}
 	return nil
 }
@@ -85,8 +96,12 @@ func batches(targets []serfrpc.Member, opts *Options) [][]serfrpc.Member {
 	return out
 }
 
-// batchLine is the note that starts a batch of a rollout.
+// batchLine is the note that starts a batch of a rollout, or the next
+// targets of a --concurrency window.
 func batchLine(s *deployState, batch []string) string {
+	if s.window > 0 {
+		return fmt.Sprintf("%s %s: starting %s (%d at a time, %d not started yet)", s.kind, s.opts.ID, strings.Join(batch, " "), s.window, len(s.unsent())-len(batch))
+	}
 	return fmt.Sprintf("%s %s: batch %d of %d: %s", s.kind, s.opts.ID, s.current+1, len(s.plan), strings.Join(batch, " "))
 }
 

@@ -27,16 +27,20 @@ type deployState struct {
 	order   []string // targets in the order they were listed or found
 
 	// plan is the batches of a rollout (--batch, --canary) by name; one
-	// batch of every target without. batchOf places each listed target;
-	// current is the batch under way, started whether its runs were sent.
-	plan     [][]string
-	batchOf  map[string]int
-	current  int
-	started  bool
-	failures int // targets of finished batches that did not finish fine
-	// stoppedAt: the batch after which the rollout stopped starting
-	// batches; -1 while it goes on.
-	stoppedAt int
+	// batch of every target without, and with --concurrency, whose window
+	// keeps that many runs going. batchOf places each listed target;
+	// current is the batch under way or next to send.
+	plan    [][]string
+	batchOf map[string]int
+	current int
+	window  int
+	// sent: the targets the run request went to (all of them at once for a
+	// deploy whose masters trigger the runs), and when (sentAt, the CLI's
+	// own sends only). Only sent targets are watched; a rollout that stops
+	// skips the others.
+	sent    map[string]bool
+	sentAt  map[string]time.Time
+	stopped bool
 
 	// triggeredAt is zero until a master has fired puppetrun, or the CLI
 	// sent the run request itself (runSent).
@@ -83,14 +87,14 @@ func newDeployState(opts *Options, kind string, targets, masters []serfrpc.Membe
 	s := &deployState{
 		opts: opts, kind: kind, observer: opts.Observer,
 		targets: map[string]*NodeResult{}, masters: map[string]*MasterResult{},
-		batchOf: map[string]int{}, stoppedAt: -1,
+		batchOf: map[string]int{}, window: opts.Concurrency, sent: map[string]bool{}, sentAt: map[string]time.Time{},
 		heard: map[string]bool{}, garbled: map[string]int{}, leftAt: map[string]time.Time{}, answeredAt: map[string]time.Time{},
 	}
 	for _, m := range masters {
 		s.masters[m.Name] = &MasterResult{Node: m.Name, Phase: protocol.PhaseUnknown}
 	}
 	plan := [][]serfrpc.Member{targets}
-	if opts.batched() {
+	if opts.Batch != "" || opts.Canary > 0 {
 		plan = batches(targets, opts)
 	}
 	for i, batch := range plan {
@@ -110,11 +114,37 @@ func newDeployState(opts *Options, kind string, targets, masters []serfrpc.Membe
 // request is what this deploy asked for, as the nodes' records name it.
 func (s *deployState) request() protocol.Request { return s.opts.request() }
 
-// inBatch reports whether a target belongs to the batch under way (a late
-// joiner belongs to the batch it joined in).
-func (s *deployState) inBatch(name string) bool {
-	b, ok := s.batchOf[name]
-	return !ok || b == s.current
+// active reports whether a target is watched: its run was requested, or
+// it was not listed and joined (the trigger reached it).
+func (s *deployState) active(name string) bool {
+	_, listed := s.batchOf[name]
+	return !listed || s.sent[name]
+}
+
+// failed counts the targets whose run was requested and ended otherwise
+// than finished or skipped (after the user's policies): what --max-failures
+// is measured against.
+func (s *deployState) failed() int {
+	n := 0
+	for name, t := range s.targets {
+		if state := s.effective(t); s.active(name) && Final(t.State) && state != StateFinished && state != StateSkipped {
+			n++
+		}
+	}
+	return n
+}
+
+// unsent lists, in order, the listed targets the run request has not gone to.
+func (s *deployState) unsent() []string {
+	var out []string
+	for _, batch := range s.plan {
+		for _, name := range batch {
+			if !s.sent[name] {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 // pending lists the nodes still to be asked: masters not done with the
@@ -133,20 +163,20 @@ func (s *deployState) pending() []string {
 		if _, isMaster := s.masters[name]; syncing && !isMaster {
 			continue
 		}
-		if !Final(s.targets[name].State) && s.inBatch(name) && (s.started || syncing) {
+		if !Final(s.targets[name].State) && (s.active(name) || syncing) {
 			out = append(out, name)
 		}
 	}
 	return sortedStrings(out)
 }
 
-// settled reports whether every target of the batch under way is final.
+// settled reports whether every target whose run was requested is final.
 func (s *deployState) settled() bool { return s.unfinished() == 0 }
 
 func (s *deployState) unfinished() int {
 	n := 0
 	for name, t := range s.targets {
-		if s.inBatch(name) && !Final(t.State) {
+		if s.active(name) && !Final(t.State) {
 			n++
 		}
 	}
@@ -263,23 +293,12 @@ func (s *deployState) applyFinal(t *NodeResult, rec protocol.RunRecord) {
 	}
 }
 
-// stateOf maps a node's phase to the watcher's state.
+// stateOf maps a node's phase to the watcher's state: the same word for a
+// run under way or ended; any other (unknown, or a master's sync phase)
+// says the node has not taken the run yet.
 func stateOf(phase string) string {
-	switch phase {
-	case protocol.PhasePending:
-		return StatePending
-	case protocol.PhaseRunning:
-		return StateRunning
-	case protocol.PhaseFinished:
-		return StateFinished
-	case protocol.PhaseFailed:
-		return StateFailed
-	case protocol.PhaseBusy:
-		return StateBusy
-	case protocol.PhaseDisabled:
-		return StateDisabled
-	case protocol.PhaseSkipped:
-		return StateSkipped
+	if phase == protocol.PhasePending || phase == protocol.PhaseRunning || protocol.Done(phase) {
+		return phase
 	}
 	return StateWaiting
 }

@@ -70,7 +70,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 				// it says nothing about how the deploy went.
 				states = append(states, NodeResult{Node: m.Name, State: stateForStatus(&st)})
 				targets = max(targets, st.Targets)
-				if st.Phase != protocol.PhaseUnknown && st.Phase != "" {
+				if st.HasRun() {
 					records++
 				}
 			}
@@ -98,7 +98,7 @@ func Status(ctx context.Context, rpc RPC, f serfrpc.Filter, id string, queryTime
 // hasRecord reports whether a node's answer for an id shows a record of
 // it: a run, or a master's code sync.
 func hasRecord(st *protocol.Status) bool {
-	return (st.Phase != protocol.PhaseUnknown && st.Phase != "") || (st.Sync != "" && st.Sync != protocol.PhaseUnknown)
+	return st.HasRun() || st.HasSync()
 }
 
 // CheckStatus validates status's input before anything is connected to.

@@ -124,7 +124,7 @@ var readme = []coreCase{
 		ran(3, "agent-02", "finished", `"applied":"motd=ffffeeee99"`)}),
 		code: ExitFailed, line: "1 finished, 1 stale", states: map[string]string{"agent-02": StateStale}},
 	{name: "1: run: other than --expect-version", kind: "run", opts: func(o *Options) { o.Module, o.Ref, o.ExpectVersion = "", "", "motd=0123" },
-		steps: []input{runSent{At: sec(0)}, run(1, "agent-01", "finished", `"applied":"motd=0123abcdef"`), run(1, "agent-02", "finished", `"applied":"motd=9999"`)},
+		steps: []input{runSent{At: sec(0), Nodes: []string{"agent-01", "agent-02"}}, run(1, "agent-01", "finished", `"applied":"motd=0123abcdef"`), run(1, "agent-02", "finished", `"applied":"motd=9999"`)},
 		code:  ExitFailed, states: map[string]string{"agent-01": StateFinished, "agent-02": StateStale}},
 	{name: "2: --id already used for another request", steps: []input{fired{At: sec(0)},
 		answer(1, "master-01", `"phase":"unknown","sync":"triggered","req":{"module":"motd","ref":"v2","env":"production"}`)},
@@ -249,7 +249,7 @@ var oracle = []coreCase{
 			ran(3, "agent-03", "finished", `"applied":"motd=ffffeeee99"`)},
 		code: ExitFailed, line: "2 finished, 1 stale: a puppet run failed or did not happen (exit 1)"},
 	{name: "run: accepted, then silent to the timeout", kind: "run", opts: func(o *Options) { o.Module, o.Ref = "", "" },
-		steps: []input{runSent{At: sec(0)}, started(0.5, "agent-01"), started(0.5, "agent-02"), run(2, "agent-02", "finished"), deadline{At: sec(1800)}},
+		steps: []input{runSent{At: sec(0), Nodes: []string{"agent-01", "agent-02"}}, started(0.5, "agent-01"), started(0.5, "agent-02"), run(2, "agent-02", "finished"), deadline{At: sec(1800)}},
 		code:  ExitIncomplete, states: map[string]string{"agent-01": StateTimeout}, line: "1 finished, 1 timeout"},
 	{name: "late answers after an interrupt change nothing",
 		steps: steps(deployed, []input{ran(3, "agent-01", "running"), interrupt{At: sec(4), Doing: "watching the runs"}}, both(5, "failed")),
@@ -349,7 +349,7 @@ func TestCoreRollout(t *testing.T) {
 			break
 		}
 		batches = append(batches, batch)
-		s.apply(runSent{At: sec(at)})
+		s.apply(runSent{At: sec(at), Nodes: batch})
 		// Every node answers each poll, batch 1's too: its answers are
 		// its own, not a joiner's.
 		for _, n := range names[:2*len(batches)] {
@@ -366,15 +366,15 @@ func TestCoreRollout(t *testing.T) {
 	}
 	code, line := s.verdict()
 	nodes := s.nodes()
-	if len(batches) != 3 || len(nodes) != 6 || code != ExitFailed || line != "5 finished, 1 failed: a puppet run failed or did not happen (exit 1)" || s.failures != 1 {
-		t.Fatalf("%d batches, %d nodes, %d failures, exit %d %q", len(batches), len(nodes), s.failures, code, line)
+	if len(batches) != 3 || len(nodes) != 6 || code != ExitFailed || line != "5 finished, 1 failed: a puppet run failed or did not happen (exit 1)" || s.failed() != 1 {
+		t.Fatalf("%d batches, %d nodes, %d failures, exit %d %q", len(batches), len(nodes), s.failed(), code, line)
 	}
 
 	// Over the budget: the rest is skipped, not started.
 	opts.MaxFailures = ""
 	s = newDeployState(opts, "deploy", members(names), members([]string{"master-01"}))
 	s.apply(fired{At: sec(0)})
-	s.apply(runSent{At: sec(1)})
+	s.apply(runSent{At: sec(1), Nodes: []string{"agent-01", "agent-02"}})
 	s.apply(ran(2, "agent-01", "failed"))
 	s.apply(ran(2, "agent-02", "finished"))
 	s.apply(batchDone{At: sec(3)})
@@ -393,12 +393,69 @@ func TestCoreRolloutInterruptedBetweenBatches(t *testing.T) {
 	opts := &Options{ID: "d1", Batch: "1"}
 	opts.setDefaults()
 	s := newDeployState(opts, "run", members([]string{"a", "b", "c"}), nil)
-	s.apply(runSent{At: sec(0)})
+	s.apply(runSent{At: sec(0), Nodes: []string{"a"}})
 	s.apply(answer(1, "a", `"phase":"finished"`))
 	s.apply(batchDone{At: sec(2)})
 	s.apply(interrupt{At: sec(3), Doing: "sending the run request"})
 	code, line := s.verdict()
 	if code != ExitIncomplete || !strings.Contains(line, "serfdeploy watch d1") || stateIn(s.nodes(), "c") != StateSkipped {
 		t.Fatalf("exit %d %q %+v", code, line, s.nodes())
+	}
+}
+
+// TestCoreConcurrencyWindow: --concurrency 3 over 10 targets keeps 3 runs
+// going while work remains, never more, and starts no new run once
+// --max-failures is spent.
+func TestCoreConcurrencyWindow(t *testing.T) {
+	var names []string
+	for i := 1; i <= 10; i++ {
+		names = append(names, fmt.Sprintf("agent-%02d", i))
+	}
+	for _, c := range []struct {
+		name    string
+		fail    map[string]bool
+		budget  string
+		started int // targets whose run was requested, at the end
+		code    int
+		skipped int
+	}{
+		{name: "all fine", started: 10, code: ExitOK},
+		{name: "one failure, budget 1", fail: map[string]bool{"agent-02": true}, budget: "1", started: 10, code: ExitFailed},
+		{name: "two failures, budget 1", fail: map[string]bool{"agent-02": true, "agent-05": true}, budget: "1", code: ExitFailed, skipped: 10 - 7, started: 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := &Options{ID: "d1", Concurrency: 3, MaxFailures: c.budget}
+			opts.setDefaults()
+			s := newDeployState(opts, "run", members(names), nil)
+			at := 0.0
+			for step := 0; step < 50; step++ {
+				if batch, ok := s.nextBatch(); ok {
+					s.apply(runSent{At: sec(at), Nodes: batch})
+				}
+				if n := s.unfinished(); n > 3 || n < 3 && len(s.unsent()) > 0 && !s.stopped {
+					t.Fatalf("step %d: %d runs going with %d not started", step, n, len(s.unsent()))
+				}
+				if s.settled() {
+					break
+				}
+				// The oldest run going ends.
+				for _, name := range s.order {
+					if s.sent[name] && !Final(s.targets[name].State) {
+						phase := "finished"
+						if c.fail[name] {
+							phase = "failed"
+						}
+						s.apply(answer(at+1, name, fmt.Sprintf(`"phase":%q`, phase)))
+						break
+					}
+				}
+				at += 2
+				s.apply(tick{At: sec(at)})
+			}
+			code, line := s.verdict()
+			if len(s.sent) != c.started || code != c.code || strings.Count(line, "skipped") != min(c.skipped, 1) {
+				t.Fatalf("%d started, exit %d %q", len(s.sent), code, line)
+			}
+		})
 	}
 }

@@ -26,6 +26,7 @@ type watch struct {
 	eventPayload []byte
 	runPayload   []byte
 	lastSent     time.Time
+	lastResend   time.Time // of the run request
 	resends      resends
 
 	lastDiscovery time.Time
@@ -64,14 +65,21 @@ func (w *watch) follow(ctx context.Context, start func(context.Context) error) (
 	doing, err := "starting the "+w.s.kind, start(wctx)
 	for err == nil && w.s.end == nil {
 		if batch, ok := w.s.nextBatch(); ok {
-			doing, err = "sending the run request", w.sendRuns(wctx, batch)
-			if err != nil {
+			if len(w.s.sent) > 0 && w.s.window == 0 && w.opts.BatchSleep > 0 {
+				if doing, err = "pausing between batches (--batch-sleep)", sleep(wctx, w.opts.BatchSleep); err != nil {
+					break
+				}
+			}
+			if doing, err = "sending the run request", w.sendRuns(wctx, batch); err != nil {
 				break
 			}
 		}
 		doing, err = "watching the runs", w.watchBatch(wctx, deadlineAt)
 		if err != nil || w.s.end != nil {
 			break
+		}
+		if !w.s.settled() {
+			continue // --concurrency: a run ended, the next one starts
 		}
 		// The final read is bounded by LogWait, not by --timeout: a
 		// deploy that timed out still reads what finished.
@@ -156,6 +164,9 @@ func (w *watch) watchBatch(ctx context.Context, deadlineAt time.Time) error {
 		}
 		if err != nil || w.s.end != nil {
 			return err
+		}
+		if _, ok := w.s.nextBatch(); ok && w.s.window > 0 {
+			return nil // room in the --concurrency window
 		}
 		w.progress()
 		wait := w.interval()
@@ -290,10 +301,10 @@ func (w *watch) sendRuns(ctx context.Context, batch []string) error {
 		w.observer.note(batchLine(w.s, batch))
 		f = serfrpc.Filter{Nodes: batch}
 	}
-	w.s.apply(runSent{At: time.Now()})
+	w.s.apply(runSent{At: time.Now(), Nodes: batch})
 	_, err := w.query(ctx, serfrpc.Query{
 		Name: protocol.QueryPuppetRun, Payload: w.runPayload, Filter: f,
-		Timeout: w.opts.QueryTimeout, Expect: batch, Resend: resendQuery, Patience: pollPatience,
+		Timeout: w.opts.QueryTimeout, Expect: batch, Resend: resendQuery, Patience: runPatience,
 		OnResponse: func(r serfrpc.Response) {
 			w.s.apply(runAnswer{At: time.Now(), From: r.From, Payload: r.Payload})
 		},
@@ -301,6 +312,14 @@ func (w *watch) sendRuns(ctx context.Context, batch []string) error {
 	w.lastSent = time.Now()
 	return err
 }
+
+// runPatience is how long the run request waits for targets that have
+// not acknowledged it: long enough for the query's own re-ask (resendQuery)
+// to reach one the gossip missed. With the poll's 1 s, the query ended as
+// the re-ask was due, and a missed target waited for the watch's resend,
+// 4 s or more later (seen with --concurrency on a loaded machine: a slot
+// empty for 8 s).
+const runPatience = 2500 * time.Millisecond
 
 // infra marks serf errors as infrastructure failures (exit 5).
 func infra(err error) error {
@@ -319,4 +338,14 @@ func (w *watch) query(ctx context.Context, q serfrpc.Query) (*serfrpc.QueryResul
 	}
 	w.resends.note(q, res)
 	return res, err
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }

@@ -29,3 +29,11 @@ func DecodeAnswerFrom(b []byte, from string, v Answer) error {
 	}
 	return nil
 }
+
+// HasRun reports whether a node's answer for an id shows a run record of
+// it ("unknown", or empty from an older node, means none).
+func (a *Status) HasRun() bool { return a.Phase != "" && a.Phase != PhaseUnknown }
+
+// HasSync reports whether a master's answer for an id shows a code-sync
+// record of it.
+func (a *Status) HasSync() bool { return a.Sync != "" && a.Sync != PhaseUnknown }

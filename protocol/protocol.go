@@ -107,7 +107,15 @@ type PuppetFlags struct {
 	Noop     bool   `json:"noop,omitempty"`        // puppet --noop: report what would change, change nothing
 	Tags     string `json:"puppet_tags,omitempty"` // puppet --tags: comma-separated (not "tags": the deploy event has its target tags there)
 	SkipTags string `json:"skip_tags,omitempty"`   // puppet --skip_tags: comma-separated
+	// SplaySec: each target waits a random part of this many seconds
+	// before it starts Puppet (--splay), so that a fleet does not reach
+	// the Puppet server all at once.
+	SplaySec int `json:"splay_s,omitempty"`
 }
+
+// MaxSplaySec bounds --splay: an hour, Puppet's own default splaylimit
+// for a 30-minute runinterval being far less.
+const MaxSplaySec = 3600
 
 // Validate checks the tag lists against Puppet's own tag syntax, so that
 // nothing else reaches a node's command line.
@@ -116,6 +124,9 @@ func (f PuppetFlags) Validate() error {
 		if v := f[1]; v != "" && (len(v) > 200 || !puppetTags.MatchString(v)) {
 			return fmt.Errorf("%s %q is not valid: comma-separated Puppet tags of lower-case letters, digits and _ . : -, e.g. motd,ntp::config (at most 200 characters)", f[0], Truncate(v, 64))
 		}
+	}
+	if f.SplaySec < 0 || f.SplaySec > MaxSplaySec {
+		return fmt.Errorf("--splay %ds is out of range: 0 to %ds", f.SplaySec, MaxSplaySec)
 	}
 	return nil
 }

@@ -23,10 +23,16 @@ type Outcome struct {
 	FailedResources []FailedResource `json:"failed_resources,omitempty"`
 }
 
+// What a run record says happened (RunRecord.Event).
+const (
+	LogStarted  = "started"  // Puppet started on the node
+	LogFinished = "finished" // the run ended: Phase and Outcome say how
+)
+
 // RunRecord is one line in the logging service: a run started or finished.
 // Nodes write it, the CLI reads it: it is a wire format like the answers.
 type RunRecord struct {
-	Event       string `json:"event"` // "started" or "finished"
+	Event       string `json:"event"` // LogStarted or LogFinished
 	DeployID    string `json:"deploy_id"`
 	Node        string `json:"node"`
 	Environment string `json:"environment"`

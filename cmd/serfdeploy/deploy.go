@@ -20,7 +20,10 @@ func startFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-targets", Usage: "refuse to start (exit 2, nothing sent) when more nodes than this match; 0 means no limit"},
 		&cli.StringFlag{Name: "batch", Usage: "start the runs in batches of N or N% of the targets, each watched to the end before the next"},
 		&cli.IntFlag{Name: "canary", Usage: "a first batch of N targets, then the rest (in --batch batches)"},
-		&cli.StringFlag{Name: "max-failures", Usage: "with batches: how many targets (N or N%) may fail before no further batch starts (default 0); the targets not started are reported skipped"},
+		&cli.StringFlag{Name: "max-failures", Usage: "with batches or --concurrency: how many targets (N or N%) may fail before no further run starts (default 0); the targets not started are reported skipped"},
+		&cli.IntFlag{Name: "concurrency", Usage: "keep N runs going: the next target starts as soon as one ends (mco puppet runall N); not with --batch/--canary"},
+		&cli.DurationFlag{Name: "batch-sleep", Usage: "pause this long between batches of --batch/--canary"},
+		&cli.DurationFlag{Name: "splay", Usage: "each target waits a random part of this (at most 1h) before it starts Puppet, so the Puppet server is not asked by all at once"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "list the targets, the masters and what would be sent, send nothing, exit 0"},
 		&cli.BoolFlag{Name: "noop", Usage: "run Puppet with --noop: change nothing, exit 6 when a node has pending changes"},
 		&cli.StringFlag{Name: "puppet-tags", Usage: "apply only resources with these Puppet tags (comma-separated; puppet --tags)"},
@@ -114,8 +117,10 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 		Environment: c.String("environment"), Build: buildFromEnv(e.getenv),
 		MaxTargets: c.Int("max-targets"), OnDisabled: c.String("on-disabled"), OnRunning: c.String("on-running"),
 		Batch: c.String("batch"), Canary: c.Int("canary"), MaxFailures: c.String("max-failures"),
+		Concurrency: c.Int("concurrency"), BatchSleep: c.Duration("batch-sleep"),
 		ExpectVersion: c.String("expect-version"),
-		Puppet:        protocol.PuppetFlags{Noop: c.Bool("noop"), Tags: c.String("puppet-tags"), SkipTags: c.String("skip-tags")},
+		Puppet: protocol.PuppetFlags{Noop: c.Bool("noop"), Tags: c.String("puppet-tags"), SkipTags: c.String("skip-tags"),
+			SplaySec: splaySeconds(c.Duration("splay"))},
 	}
 	reports, reportErr := checkReports(c)
 	if id == "" {
@@ -281,4 +286,13 @@ func (e *cliEnv) printPlan(c *cli.Context, p *orchestrate.Plan) error {
 	}
 	fmt.Fprintf(out, "would send %s%s: %s\n", p.Send, size, p.Payload)
 	return nil
+}
+
+// splaySeconds rounds --splay up to whole seconds, as the nodes take it;
+// a negative one stays negative, for the check to refuse.
+func splaySeconds(d time.Duration) int {
+	if d <= 0 {
+		return int(d / time.Second)
+	}
+	return int((d + time.Second - 1) / time.Second)
 }

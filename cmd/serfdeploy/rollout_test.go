@@ -329,7 +329,7 @@ func TestRollout(t *testing.T) {
 		t.Fatalf("--max-failures 1: states %v", got)
 	}
 
-	if r := f.CLI(nil, deployArgs("--ref", "v1", "--max-failures", "1")...); r.Code != 2 || !strings.Contains(r.Stderr, "give --batch or --canary") {
+	if r := f.CLI(nil, deployArgs("--ref", "v1", "--max-failures", "1")...); r.Code != 2 || !strings.Contains(r.Stderr, "give --batch, --canary") {
 		t.Fatalf("--max-failures without batches: %s", r)
 	}
 }
