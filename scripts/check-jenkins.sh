@@ -294,10 +294,10 @@ fi
 
 # Each file names the plugins it needs: without one, Jenkins drops that
 # part of the job, silently.
-for plugin in ws-cleanup timestamper build-timeout credentials-binding junit description-setter; do
+for plugin in ws-cleanup timestamper build-timeout credentials-binding junit description-setter htmlpublisher; do
 	need "$dir/jjb/serfdeploy-release.yaml" "^#.*$plugin" "the header does not name the required plugin $plugin"
 done
-for plugin in 'Pipeline: Basic Steps' 'JUnit' 'Credentials Binding'; do
+for plugin in 'Pipeline: Basic Steps' 'JUnit' 'Credentials Binding' 'HTML Publisher'; do
 	need "$dir/Jenkinsfile" "^//.*$plugin" "the header does not name the required plugin $plugin"
 	need "$dir/vars/serfDeploy.groovy" "^//.*$plugin" "the header does not name the required plugin $plugin"
 done
