@@ -253,13 +253,7 @@ func (s *deployState) statusAnswer(in statusAnswer) {
 	at, from := in.At, in.From
 	var st protocol.Status
 	if err := protocol.DecodeAnswerFrom(in.Payload, from, &st); err != nil {
-		s.garbled[from]++
-		detail := fmt.Sprintf("unreadable puppet-status answer: %q", protocol.Truncate(string(in.Payload), 120))
-		if t, ok := s.targets[from]; ok && s.garbled[from] >= maxGarbled && !Final(t.State) {
-			s.set(at, t, StateLost, "unreadable_status", detail+"; is serfdeploy the same version on that node?")
-		} else {
-			s.observer.event(Event{Time: at, Node: from, State: "garbled", Detail: detail})
-		}
+		s.garbledAnswer(in)
 		return
 	}
 	s.garbled[from] = 0
@@ -285,20 +279,11 @@ func (s *deployState) statusAnswer(in statusAnswer) {
 		return
 	}
 	t, ok := s.targets[from]
+	if !ok && st.Phase == protocol.PhaseSkipped {
+		return // a master that was not a target
+	}
 	if !ok {
-		if st.Phase == protocol.PhaseSkipped {
-			return
-		}
-		// The trigger reached a node the CLI did not list (it joined just
-		// before the deploy): follow it like any target of this batch.
-		t = &NodeResult{Node: from, State: StateWaiting, JoinedLate: true}
-		s.targets[from] = t
-		s.order = append(s.order, from)
-		by := "the master's trigger reached it"
-		if s.runSent {
-			by = "the run request reached it" // a run, or a rollout's batch: the CLI sent it
-		}
-		s.observer.event(Event{Time: at, Node: from, State: "joined", Detail: "not in the target list when the " + s.kind + " started; " + by})
+		t = s.joined(at, from)
 	}
 	s.heard[from] = true
 	s.runTargets = max(s.runTargets, st.Targets)
@@ -319,6 +304,32 @@ func (s *deployState) statusAnswer(in statusAnswer) {
 		}
 	}
 	s.set(at, t, state, reason, message)
+}
+
+// garbledAnswer counts an answer that cannot be read: a target that
+// answers so maxGarbled times in a row is given up.
+func (s *deployState) garbledAnswer(in statusAnswer) {
+	s.garbled[in.From]++
+	detail := fmt.Sprintf("unreadable puppet-status answer: %q", protocol.Truncate(string(in.Payload), 120))
+	if t, ok := s.targets[in.From]; ok && s.garbled[in.From] >= maxGarbled && !Final(t.State) {
+		s.set(in.At, t, StateLost, "unreadable_status", detail+"; is serfdeploy the same version on that node?")
+		return
+	}
+	s.observer.event(Event{Time: in.At, Node: in.From, State: "garbled", Detail: detail})
+}
+
+// joined follows a node the CLI did not list that has a record of this
+// request: the trigger reached it (it joined just before the deploy).
+func (s *deployState) joined(at time.Time, name string) *NodeResult {
+	t := &NodeResult{Node: name, State: StateWaiting, JoinedLate: true}
+	s.targets[name] = t
+	s.order = append(s.order, name)
+	by := "the master's trigger reached it"
+	if s.runSent {
+		by = "the run request reached it" // a run, or a rollout's batch: the CLI sent it
+	}
+	s.observer.event(Event{Time: at, Node: name, State: "joined", Detail: "not in the target list when the " + s.kind + " started; " + by})
+	return t
 }
 
 // syncAnswer applies a master's code-sync phase; the error it returns
