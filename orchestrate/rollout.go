@@ -144,3 +144,71 @@ func (w *watch) syncOnly(ctx context.Context) error {
 	}
 	return nil
 }
+
+// batchDone: the batch's final statuses are read. The rollout starts the
+// next batch, unless more targets failed than --max-failures allows.
+func (s *deployState) batchDone(at time.Time) {
+	if s.window > 0 {
+		s.checkBudget(at, fmt.Sprintf("not started: %d target(s) failed, over --max-failures %s", s.failed(), budgetText(*s.opts)))
+		return
+	}
+	if s.current+1 >= len(s.plan) {
+		return
+	}
+	if s.checkBudget(at, fmt.Sprintf("not started: %d target(s) failed by batch %d of %d, over --max-failures %s", s.failed(), s.current+1, len(s.plan), budgetText(*s.opts))) {
+		return
+	}
+	s.current++ // sent by the driver (runSent)
+}
+
+// checkBudget stops the rollout, with why, once more targets failed than
+// --max-failures allows and some were not started.
+func (s *deployState) checkBudget(at time.Time, why string) bool {
+	if s.stopped || len(s.unsent()) == 0 || s.failed() <= s.budget() {
+		return false
+	}
+	s.observer.note(why)
+	s.stopRollout(at, why)
+	return true
+}
+
+// nextBatch returns the targets to send the run request to now: the
+// batch under way if it was not sent yet, or with --concurrency, as many
+// not started as the window has room for. None once the rollout stopped.
+func (s *deployState) nextBatch() ([]string, bool) {
+	if s.stopped || s.end != nil {
+		return nil, false
+	}
+	if s.window > 0 {
+		unsent := s.unsent()
+		room := min(s.window-s.unfinished(), len(unsent))
+		return unsent[:max(room, 0)], room > 0
+	}
+	if s.current >= len(s.plan) || len(s.plan[s.current]) == 0 || s.sent[s.plan[s.current][0]] {
+		return nil, false
+	}
+	return s.plan[s.current], true
+}
+
+// budget is how many targets may fail before no further run starts.
+func (s *deployState) budget() int {
+	if s.opts.MaxFailures == "" {
+		return 0 // a rollout stops at the first failure unless told otherwise
+	}
+	n, _ := parseCount(s.opts.MaxFailures, len(s.batchOf))
+	return n
+}
+
+// stopRollout skips, with why, every listed target the run request has
+// not gone to.
+func (s *deployState) stopRollout(at time.Time, why string) {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	for _, name := range s.unsent() {
+		t := s.targets[name]
+		t.State, t.Reason, t.Message = StateSkipped, "not_started", why
+		t.Changes = append(t.Changes, Change{At: at, State: StateSkipped})
+	}
+}
