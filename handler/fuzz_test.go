@@ -129,7 +129,8 @@ func askNode(t *testing.T, n *Node, payload []byte) protocol.RunAnswer {
 // "known"; a bad request is answered as such and names no id.
 func FuzzHandleStatus(f *testing.F) {
 	for _, s := range append(payloadSeeds, `{"id":"d1"}`, `{"id":"d1","known":true}`, `{"id":"nope","known":true}`,
-		`{"id":"nope"}`, `{"known":true}`, `{"id":""}`) {
+		`{"id":"nope"}`, `{"known":true}`, `{"id":""}`,
+		`{"select":"class:ntp"}`, `{"select":"fact:os.family=Debian and not tag:role=x"}`, `{"select":"((("}`, `{"id":"d1","select":"class:a"}`) {
 		f.Add([]byte(s))
 	}
 	n := fuzzNode(f, RoleAgent)
@@ -172,6 +173,17 @@ func FuzzHandleStatus(f *testing.F) {
 		case !valid:
 			if st.Phase != protocol.PhaseUnknown || st.ID != "" || !strings.HasPrefix(st.Message, "bad request: ") {
 				t.Fatalf("bad request %q answered %+v", payload, st)
+			}
+		case req.Select != "":
+			// select.go: a selection is answered yes, no, reading facts
+			// or why not (this node has no facts worker and no classes).
+			switch st.Phase {
+			case protocol.SelectMatch, protocol.SelectNoMatch, protocol.SelectPending, protocol.SelectError:
+			default:
+				t.Fatalf("selection %q answered %+v", payload, st)
+			}
+			if st.ID != "" || st.Last != nil {
+				t.Fatalf("selection %q answered %+v", payload, st)
 			}
 		case req.ID == "":
 			if (st.Phase != "idle" && st.Phase != protocol.PhaseRunning) || st.Last == nil || st.Last.ID != "d1" {

@@ -37,7 +37,7 @@ type Selection struct {
 // times running did not answer.
 const (
 	selectPendingWait  = 90 * time.Second
-	selectPoll         = time.Second
+	selectPoll         = 500 * time.Millisecond
 	selectSilentRounds = 2
 )
 
