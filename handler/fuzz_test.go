@@ -138,9 +138,9 @@ func FuzzHandleStatus(f *testing.F) {
 	now := time.Now()
 	for i, msg := range []string{strings.Repeat("Error: <boom> \x1b[31mé\x1b[0m\n", 200), "ok"} {
 		id := []string{"d0", "d1"}[i]
-		rec := &Record{ID: id, Kind: KindRun, Phase: protocol.PhaseFailed, Reason: protocol.ReasonResourcesFailed,
-			Message: msg, Module: "motd", Ref: "v1", Environment: "production", ExitCode: &exit,
-			ConfigVersion: "motd=0123abcdef", Created: now.Add(time.Duration(i) * time.Second),
+		rec := &Record{ID: id, Kind: KindRun, Phase: protocol.PhaseFailed, Module: "motd", Ref: "v1", Environment: "production",
+			Outcome: protocol.Outcome{Reason: protocol.ReasonResourcesFailed, Message: msg, ExitCode: &exit, ConfigVersion: "motd=0123abcdef"},
+			Created: now.Add(time.Duration(i) * time.Second),
 			Started: now.Add(time.Duration(i) * time.Second), Finished: now.Add(time.Minute)}
 		if err := n.st.create(rec); err != nil {
 			f.Fatal(err)

@@ -116,11 +116,11 @@ func (n *Node) logRecord(rec *Record, event string) protocol.RunRecord {
 	}
 	if event == protocol.LogFinished {
 		r.Phase = rec.Phase
-		r.Outcome = protocol.Outcome{
-			Reason: rec.Reason, Message: rec.Message, ExitCode: rec.ExitCode,
-			Changed: rec.Changed, Failed: rec.Failed, Total: rec.Total, Pending: rec.Pending,
-			DurationSec:   rec.Finished.Sub(rec.Started).Seconds(),
-			ConfigVersion: rec.ConfigVersion, FailedResources: rec.FailedResources,
+		r.Outcome = rec.Outcome
+		if !rec.Started.IsZero() {
+			// A run that never started (busy, or stopped while queued)
+			// took no time.
+			r.DurationSec = rec.Finished.Sub(rec.Started).Seconds()
 		}
 		r.Time = rec.Finished
 	} else {

@@ -45,7 +45,7 @@ func agentWithSummary(t *testing.T, src string) *Node {
 // addRun records a finished serfdeploy run of id on n, from start to end.
 func addRun(t *testing.T, n *Node, id string, start, end time.Time, version string) {
 	t.Helper()
-	r := &Record{ID: id, Kind: KindRun, Phase: protocol.PhaseFinished, Created: start, Started: start, Finished: end, ConfigVersion: version}
+	r := &Record{ID: id, Kind: KindRun, Phase: protocol.PhaseFinished, Created: start, Started: start, Finished: end, Outcome: protocol.Outcome{ConfigVersion: version}}
 	if err := n.st.create(r); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,6 @@ type Record struct {
 	ID          string           `json:"id"`
 	Kind        string           `json:"kind"` // "run" or "sync"
 	Phase       string           `json:"phase"`
-	Reason      string           `json:"reason,omitempty"`
-	Message     string           `json:"message,omitempty"`
 	Environment string           `json:"environment,omitempty"`
 	Module      string           `json:"module,omitempty"`
 	Ref         string           `json:"ref,omitempty"`
@@ -55,13 +53,9 @@ type Record struct {
 	// run's Puppet started (summaryMark).
 	SummaryBefore string `json:"summary_before,omitempty"`
 
-	ExitCode        *int                      `json:"exit_code,omitempty"`
-	Changed         int                       `json:"changed,omitempty"`
-	Pending         int                       `json:"pending,omitempty"` // noop: resources that would change
-	Failed          int                       `json:"failed,omitempty"`
-	Total           int                       `json:"total,omitempty"`
-	ConfigVersion   string                    `json:"config_version,omitempty"`
-	FailedResources []protocol.FailedResource `json:"failed_resources,omitempty"`
+	// Outcome is how the run ended, in the words of the log record and
+	// the CLI's result (its duration is set when it ends).
+	protocol.Outcome
 
 	Created  time.Time `json:"created"`
 	Synced   time.Time `json:"synced,omitzero"` // sync: the module installed (the trigger follows)
@@ -69,7 +63,6 @@ type Record struct {
 	Finished time.Time `json:"finished,omitzero"`
 }
 
-// request is what the record was made for.
 // final reports whether the record's worker is done with it: a run or sync
 // that ended, a master that fired the trigger, or one that only synced
 // (the CLI triggers the runs batch by batch).
@@ -85,6 +78,7 @@ func (r *Record) setWorker(pid int) {
 	r.WorkerStart, _ = processStart(pid)
 }
 
+// request is what the record was made for.
 func (r *Record) request() protocol.Request {
 	return protocol.Request{Module: r.Module, Ref: r.Ref, Environment: r.Environment}
 }

@@ -260,6 +260,9 @@ func TestResolveSelectDeploysManyNamesAsOneBatch(t *testing.T) {
 	if _, _, _, err := prepareDeploy(context.Background(), f, &opts); err != nil {
 		t.Fatalf("the deploy event: %v", err)
 	}
+	if d := describe(opts.Filter); !strings.HasSuffix(d, " and 35 more nodes by name") || strings.Count(d, "--node") != 5 {
+		t.Fatalf("described as %q", d)
+	}
 	// A few names still go in the event, as before.
 	opts = fastOptions("d3")
 	opts.Select = "tag:segment=web and fact:os.family=Debian" // no web node has facts here: none match

@@ -72,5 +72,14 @@ func describe(f serfrpc.Filter) string {
 	if f.Empty() {
 		return "(every non-master node)"
 	}
+	// A long list by name (--nodes FILE, a selection resolved to names)
+	// is described by its first names and its size: its lines must stay
+	// readable, and the names are in the result's nodes anyway.
+	const most = 5
+	if len(f.Nodes) > 2*most {
+		short := f
+		short.Nodes = f.Nodes[:most]
+		return fmt.Sprintf("%s and %d more nodes by name", short.String(), len(f.Nodes)-most)
+	}
 	return fmt.Sprint(f.String())
 }
