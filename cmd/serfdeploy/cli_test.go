@@ -64,6 +64,9 @@ func TestBadInput(t *testing.T) {
 		{"bad color", []string{"members", "--color", "pink"}, 2, "--color"},
 		{"stray argument", []string{"members", "extra"}, 2, "takes no arguments"},
 		{"agent not running", []string{"members", "--rpc-addr", dead}, 5, "not reachable"},
+		// The tag is taken whole: a comma in its regexp was split off as
+		// another tag (exit 2, `"2]" must be key=regexp`).
+		{"tag regexp with a comma", []string{"members", "--rpc-addr", dead, "--tag", "fqdn=web-0[1,2]"}, 5, "not reachable"},
 		{"agent not running on deploy", []string{"deploy", "--rpc-addr", dead, "--module", "motd", "--ref", "v1"}, 5, "not reachable"},
 		{"report without logging service", []string{"report", "some-id"}, 2, "--log-url"},
 		{"report with unreachable logging service", []string{"report", "--log-url", "http://" + dead, "some-id"}, 5, dead},

@@ -126,7 +126,7 @@ func (e *cliEnv) watchCommand(c *cli.Context, kind string) error {
 	if id == "" {
 		request := ""
 		if kind == "deploy" {
-			request = deployRequest(opts.Module, opts.Ref, opts.Environment, append(c.StringSlice("tag"), selectionKey(c)...), c.StringSlice("node"))
+			request = deployRequest(opts.Module, opts.Ref, opts.Environment, append(repeated(c, "tag"), selectionKey(c)...), repeated(c, "node"))
 		}
 		opts.ID = defaultID(e.getenv, time.Now(), request)
 		// An id derived from the build and the request may have been

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -34,8 +35,10 @@ func outputFlags() []cli.Flag {
 
 func filterFlags() []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringSliceFlag{Name: "tag", Usage: "only nodes whose tag matches: key=regexp (whole value), repeatable"},
-		&cli.StringSliceFlag{Name: "node", Usage: "only this node (exact name), repeatable"},
+		// Taken whole: a regexp may hold a comma, which StringSliceFlag
+		// would split ("fqdn=web-0[1,2]" failed as `"2]" must be key=regexp`).
+		&cli.GenericFlag{Name: "tag", Value: &repeatable{}, Usage: "only nodes whose tag matches: key=regexp (whole value), repeatable"},
+		&cli.GenericFlag{Name: "node", Value: &repeatable{}, Usage: "only this node (exact name), repeatable"},
 	}, selectFlags()...) // select.go
 }
 
@@ -78,13 +81,13 @@ func jsonOutput(c *cli.Context) bool { return c.String("format") == formatJSON }
 
 // filterFrom parses --tag and --node.
 func filterFrom(c *cli.Context) (serfrpc.Filter, error) {
-	f := serfrpc.Filter{Nodes: c.StringSlice("node")}
+	f := serfrpc.Filter{Nodes: repeated(c, "node")}
 	listed, err := nodesFromFile(c) // --nodes FILE, select.go
 	if err != nil {
 		return f, err
 	}
 	f.Nodes = append(f.Nodes, listed...)
-	for _, t := range c.StringSlice("tag") {
+	for _, t := range repeated(c, "tag") {
 		k, re, err := serfrpc.ParseTag(t)
 		if err != nil {
 			return f, usageError{err}
@@ -154,4 +157,20 @@ func logClient(c *cli.Context) (*logclient.Client, error) {
 		return nil, usageError{fmt.Errorf("--log-url: %w", err)}
 	}
 	return client, nil
+}
+
+// repeatable is a flag that may be given many times, each value taken
+// whole: urfave/cli's StringSliceFlag would split "team=web,ops" or a
+// regexp's "[1,2]" at the comma.
+type repeatable []string
+
+func (r *repeatable) Set(v string) error { *r = append(*r, v); return nil }
+func (r *repeatable) String() string     { return strings.Join(*r, " ") }
+
+// repeated is the values of a repeatable flag, each as given.
+func repeated(c *cli.Context, name string) []string {
+	if r, ok := c.Generic(name).(*repeatable); ok && r != nil {
+		return *r
+	}
+	return nil
 }

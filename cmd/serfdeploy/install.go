@@ -12,14 +12,6 @@ import (
 	"github.com/serfdeploy/serfdeploy/internal/nodesetup"
 )
 
-// repeatable is a flag that may be given many times, each value taken
-// whole: urfave/cli's StringSliceFlag would split "team=web,ops" at the
-// comma.
-type repeatable []string
-
-func (r *repeatable) Set(v string) error { *r = append(*r, v); return nil }
-func (r *repeatable) String() string     { return strings.Join(*r, " ") }
-
 func installCommand(env *cliEnv) *cli.Command {
 	var tags, removeTags, joins, modules repeatable
 	return &cli.Command{

@@ -119,6 +119,9 @@ func complFlags(flags []cli.Flag) ([]complFlag, error) {
 			continue
 		}
 		_, repeat := f.(*cli.StringSliceFlag)
+		if g, ok := f.(*cli.GenericFlag); ok {
+			_, repeat = g.Value.(*repeatable)
+		}
 		for _, n := range f.Names() {
 			if !safeWord.MatchString(n) {
 				return nil, fmt.Errorf("flag name %q cannot go into a completion script", n)

@@ -22,31 +22,17 @@ import (
 func selectFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "nodes", Usage: "only the nodes named in this file, one a line (# comments and blank lines ignored), as exact --node"},
-		&cli.GenericFlag{Name: "fact", Value: &repeated{}, Usage: "only nodes whose Puppet fact matches: name=regexp (whole value; nested facts by dotted name, e.g. os.family=Debian), repeatable"},
-		&cli.GenericFlag{Name: "class", Value: &repeated{}, Usage: "only nodes whose last Puppet catalog had this class (Puppet's classes.txt), repeatable"},
+		&cli.GenericFlag{Name: "fact", Value: &repeatable{}, Usage: "only nodes whose Puppet fact matches: name=regexp (whole value; nested facts by dotted name, e.g. os.family=Debian), repeatable"},
+		&cli.GenericFlag{Name: "class", Value: &repeatable{}, Usage: "only nodes whose last Puppet catalog had this class (Puppet's classes.txt), repeatable"},
 		&cli.StringFlag{Name: "select", Usage: "only nodes matching this expression: and, or, not and ( ) over tag:KEY=REGEXP, fact:NAME=REGEXP and class:NAME"},
 	}
-}
-
-// repeated is a flag given any number of times, each value taken whole:
-// urfave/cli's string slices split at commas, which regexps have.
-type repeated []string
-
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-func (r *repeated) String() string     { return strings.Join(*r, " ") }
-
-func repeatedValues(c *cli.Context, name string) []string {
-	if r, ok := c.Generic(name).(*repeated); ok && r != nil {
-		return *r
-	}
-	return nil
 }
 
 // selectionFrom joins --fact, --class and --select into one selector
 // (all must hold), in its canonical text; "" without any of them.
 func selectionFrom(c *cli.Context) (string, error) {
 	var parts []*protocol.Selector
-	for _, f := range repeatedValues(c, "fact") {
+	for _, f := range repeated(c, "fact") {
 		name, re, ok := strings.Cut(f, "=")
 		if !ok {
 			return "", usageErrorf("--fact %q must be name=regexp, e.g. os.family=Debian", protocol.Truncate(f, 64))
@@ -57,7 +43,7 @@ func selectionFrom(c *cli.Context) (string, error) {
 		}
 		parts = append(parts, term)
 	}
-	for _, name := range repeatedValues(c, "class") {
+	for _, name := range repeated(c, "class") {
 		term, err := protocol.NewClassTerm(name)
 		if err != nil {
 			return "", usageErrorf("--class: %w", err)
