@@ -184,6 +184,13 @@ func (c *Config) setDefaults() {
 	if c.Puppet.PIDFile == "" {
 		c.Puppet.PIDFile = "/run/puppet/agent.pid"
 	}
+	// The facts and classes settings (facts.go) are filled in too, so that
+	// node.yaml can show what a node uses.
+	if len(c.Puppet.FactsCommand) == 0 {
+		c.Puppet.FactsCommand = append([]string(nil), defaultFactsCommand...)
+	}
+	c.Puppet.FactsTimeout, c.Puppet.FactsMaxAge = c.Puppet.factsTimeout(), c.Puppet.factsMaxAge()
+	c.Puppet.ClassesFile = c.Puppet.classesFile()
 	if c.Logging.Job == "" {
 		c.Logging.Job = "serfdeploy"
 	}

@@ -44,7 +44,7 @@ var defaultFactsCommand = []string{"puppet", "facts", "show", "--render-as", "js
 
 func (c *PuppetConfig) factsCommand() []string {
 	if len(c.FactsCommand) == 0 {
-		return defaultFactsCommand
+		return append([]string(nil), defaultFactsCommand...)
 	}
 	return c.FactsCommand
 }
