@@ -225,7 +225,7 @@ func (w *watch) poll(ctx context.Context, ask []string) error {
 	var alive []string
 	for _, name := range ask {
 		w.s.apply(memberSeen{At: now, Node: name, Serf: status[name]})
-		if w.s.isAlive(name, status[name], now) {
+		if w.s.worthAsking(name, status[name], now) {
 			alive = append(alive, name)
 		}
 	}
