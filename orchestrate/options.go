@@ -69,7 +69,8 @@ type Options struct {
 	// LeaveGrace is how long a target that left gracefully (`serf leave`,
 	// as an agent restart with leave_on_terminate does) has to come back
 	// before it is reported lost: its Puppet run does not depend on its
-	// agent and goes on. A failed node is lost at once: serf has waited.
+	// agent and goes on. A failed node gets no grace (serf has waited), but is
+	// asked once more: an answer shows serf wrong, as it can be under load.
 	LeaveGrace time.Duration // default 15s
 	// ResendAfter is how long the watch waits for a sign of life from the
 	// masters (or from a target after the trigger) before it sends the
