@@ -306,7 +306,7 @@ func TestSIGTERMDuringTheRuns(t *testing.T) {
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != orchestrate.ExitIncomplete {
 		t.Fatalf("exit %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "interrupted: 2 node(s) had not finished") {
+	if !strings.Contains(stderr.String(), "interrupted while watching the runs: 2 node(s) had not finished; their runs go on") {
 		t.Fatalf("closing line:\n%s", stderr.String())
 	}
 	res := strictResult(t, result)
