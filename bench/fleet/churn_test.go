@@ -95,14 +95,7 @@ func BenchmarkChurn(b *testing.B) {
 
 // churnN forms one fleet of n agents for design and runs both scenarios.
 func churnN(b *testing.B, bin string, n int, design string) {
-	var agents []string
-	for i := 1; i <= n; i++ {
-		agents = append(agents, agentName(i))
-	}
-	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
-	if err != nil {
-		b.Fatal(err)
-	}
+	agents, si := standInAgents(b, n)
 	f, formed := formFleet(b, bin, design, agents, si)
 	master := f.Cluster.Node("master")
 	time.Sleep(*flagFireAfter)

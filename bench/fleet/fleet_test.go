@@ -184,14 +184,7 @@ func benchN(b *testing.B, bin string, n int) {
 	infos[n] = info
 	mu.Unlock()
 
-	var agents []string
-	for i := 1; i <= n; i++ {
-		agents = append(agents, agentName(i))
-	}
-	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
-	if err != nil {
-		b.Fatal(err)
-	}
+	agents, si := standInAgents(b, n)
 
 	// A start that fails (agents that do not join) is a result too: record it
 	// before serfcluster fails the benchmark.

@@ -47,14 +47,7 @@ var selectCases = []struct {
 }
 
 func benchSelect(b *testing.B, bin string, n int) {
-	var agents []string
-	for i := 1; i <= n; i++ {
-		agents = append(agents, agentName(i))
-	}
-	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
-	if err != nil {
-		b.Fatal(err)
-	}
+	agents, si := standInAgents(b, n)
 	f := startFleet(b, bin, agents, si)
 	for i, name := range append([]string{"master"}, agents...) {
 		giveFacts(b, f, name, i)

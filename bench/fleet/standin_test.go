@@ -104,3 +104,17 @@ func TestStandIn(t *testing.T) {
 		t.Fatalf("truth %+v", truth)
 	}
 }
+
+// standInAgents names n agents (agentName) and writes their stand-in
+// Puppet, one run each from standInRuns.
+func standInAgents(b *testing.B, n int) ([]string, *deployrig.StandIn) {
+	var agents []string
+	for i := 1; i <= n; i++ {
+		agents = append(agents, agentName(i))
+	}
+	si, err := deployrig.WriteStandIn(b.TempDir(), standInRuns(agents))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return agents, si
+}
