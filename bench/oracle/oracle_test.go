@@ -172,6 +172,20 @@ func TestJudge(t *testing.T) {
 			Result: result(map[string]string{"a": "finished", "b": "finished"})}, kindFalseGreen, 1},
 		{"never ran, exit 4", judgeInput{Code: 4, Runs: map[string][]*run{"b": ran(0, "c1")},
 			Result: result(map[string]string{"a": "missed", "b": "finished"})}, "", 0},
+		{"a joiner the trigger was sent to never answered, exit 4", judgeInput{Code: 4, MayJoin: []string{"late-01"},
+			Runs: map[string][]*run{"a": ran(0, "c1"), "b": ran(0, "c1")},
+			Result: func() *orchestrate.Result {
+				r := result(map[string]string{"a": "finished", "b": "finished"})
+				r.Masters = []orchestrate.MasterResult{{Node: "m", Listed: 3, Reached: 2}}
+				return r
+			}()}, "", 0},
+		{"every trigger answered, exit 4", judgeInput{Code: 4, MayJoin: []string{"late-01"},
+			Runs: map[string][]*run{"a": ran(0, "c1"), "b": ran(0, "c1")},
+			Result: func() *orchestrate.Result {
+				r := result(map[string]string{"a": "finished", "b": "finished"})
+				r.Masters = []orchestrate.MasterResult{{Node: "m", Listed: 2, Reached: 2}}
+				return r
+			}()}, kindWrongCode, 0},
 		{"never ran, exit 1", judgeInput{Code: 1, Runs: map[string][]*run{"b": ran(0, "c1")},
 			Result: result(map[string]string{"a": "failed", "b": "finished"})}, kindWrongCode, 0},
 		{"killed with its agent, exit 4", judgeInput{Code: 4, Unobservable: map[string]string{"a": fKill},
